@@ -1,0 +1,77 @@
+"""Bad input gets a clear error naming the argument."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from empirical import lipschitz as L
+from empirical.attention import dot_product_attention
+from empirical.wasserstein import wasserstein_uniform
+from theory import BoundInputError
+from theory import attention as A
+from theory import composition as CP
+from theory import convolution as C
+
+K = np.ones((2, 2, 3, 3))
+
+
+def W(tied=False, heads=1):
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((heads, 3, 2))
+    return A.AttentionWeights.from_arrays(q, q if tied else rng.standard_normal((heads, 3, 2)),
+                                          rng.standard_normal((heads, 3, 2)))
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: C.circular_spectral_norm(np.full((1, 1, 2, 2), np.nan), 4), r"kernel: expected finite"),
+        (lambda: C.circular_spectral_norm(np.ones((2, 3, 3)), 4), r"kernel: expected an array with ndim"),
+        (lambda: C.circular_spectral_norm(K, 2), r"input_size: the kernel"),
+        (lambda: C.circular_spectral_norm(K, 0), r"input_size: expected an integer >= 1"),
+        (lambda: C.circular_spectral_norm(np.ones((2, 2, 0, 3)), 4), r"kernel: expected a non-empty"),
+        (lambda: C.kernel_matrix_bound([[["a"]]]), r"kernel: expected a numeric array"),
+        (lambda: C.zero_padded_upper_bound(K, 4, padding=5), r"padding: expected 0 <= padding"),
+        (lambda: C.gram_iteration_bound(K, 4, n_iter=-1), r"n_iter"),
+        (lambda: A.bounded_dot_product_bound(W(), 3, -1.0), r"radius: expected a number > 0"),
+        (lambda: A.bounded_dot_product_bound(W(), 0, 1.0), r"n_tokens: expected an integer >= 1"),
+        (lambda: A.bounded_dot_product_bound(W(), 3, math.inf), r"radius: expected a finite number"),
+        (lambda: A.bounded_dot_product_bound("weights", 3, 1.0), r"weights: expected AttentionWeights"),
+        (lambda: A.l2_attention_bound(W(), 3), r"weights: L2 attention bound needs tied"),
+        (lambda: A.l2_attention_bound(W(tied=True), 3, norm="1"), r"norm: expected"),
+        (lambda: A.dot_product_blowup_witness(W(), 1, 10.0), r"n_tokens: expected an integer >= 2"),
+        (lambda: A.dot_product_blowup_witness(W(heads=2), 3, 10.0), r"weights: the witness is for a single head"),
+        (lambda: A.AttentionWeights.from_arrays(np.ones((3, 2)), np.ones((3, 3)), np.ones((3, 2))), r"key: expected the shape"),
+        (lambda: A.AttentionWeights.from_arrays(np.ones((3, 3)), np.ones((3, 3)), np.ones((3, 2)), heads=2), r"query: width 3"),
+        (lambda: A.AttentionWeights.from_arrays(np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 2)), np.ones((5, 3))), r"output: expected 2 rows"),
+        (lambda: CP.layernorm_lipschitz(np.ones(3), 0.0), r"eps: expected a number > 0"),
+        (lambda: CP.batchnorm_eval_lipschitz(np.ones(3), -np.ones(3), 1e-5), r"running_var: expected non-negative"),
+        (lambda: CP.batchnorm_eval_lipschitz(np.ones(3), np.ones(2), 1e-5), r"running_var: expected shape"),
+        (lambda: CP.product_bound([]), r"constants: expected at least one"),
+        (lambda: CP.product_bound([1.0, -2.0]), r"constants\[1\]"),
+        (lambda: CP.network_bound([CP.attention(W(), 3)]), r"attention needs a bounded input radius"),
+        (lambda: L.local_lipschitz(lambda x: x, np.ones(3)), r"x: expected a batch"),
+        (lambda: L.local_lipschitz(lambda x: x, np.full((2, 3), np.inf)), r"x: expected finite"),
+        (lambda: L.local_lipschitz(lambda x: x, np.ones((2, 3)), device="cuda:0" if not torch.cuda.is_available() else "tpu"), r"device:"),
+        (lambda: L.global_lipschitz_lower_bound(lambda x: x, (2, 3), 0.0), r"radius: expected a number > 0"),
+        (lambda: L.global_lipschitz_lower_bound(lambda x: x, (2, 3), 1.0, seed=1.5), r"seed: expected an integer"),
+        (lambda: L.global_lipschitz_lower_bound(lambda x: x, (2, 3), 1.0, inits=np.ones((1, 3, 3))), r"inits: expected shape"),
+        (lambda: L.conv_operator_norm(K, 4, method="svd"), r"method: expected one of"),
+        (lambda: L.conv_operator_norm(K, 2, "circular"), r"input_size: circular padding"),
+        (lambda: wasserstein_uniform(np.ones((0, 2)), np.ones((3, 2))), r"x: expected a non-empty"),
+        (lambda: wasserstein_uniform(np.ones((2, 2)), np.ones((3, 3))), r"y: expected 2 columns"),
+        (lambda: dot_product_attention("w"), r"weights: expected AttentionWeights"),
+    ],
+)
+def test_bad_input_names_argument(call, match):
+    with pytest.raises(BoundInputError, match=match):
+        call()
+
+
+def test_cuda_request_without_cuda_is_an_error_not_a_fallback():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here; the no-fallback error only applies without it")
+    with pytest.raises(BoundInputError, match="cuda.*is_available"):
+        L.local_lipschitz(lambda x: 2 * x, np.ones((2, 3)), device="cuda")

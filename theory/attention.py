@@ -1,0 +1,361 @@
+r"""Lipschitz bounds of self-attention: dot-product on a bounded domain, L2 attention, mean-field W2.
+
+Conventions (row vectors, as in PyTorch): tokens are the rows of :math:`X\in\mathbb R^{n\times d}` and
+
+.. math::
+    \mathrm{MHA}(X) = \sum_{h=1}^H \mathrm{softmax}\!\Big(\frac{XQ_hK_h^\top X^\top}{\sqrt{d_k}}\Big)\,X V_h O_h ,
+
+with :math:`Q_h, K_h\in\mathbb R^{d\times d_k}`, :math:`V_h\in\mathbb R^{d\times d_v}`,
+:math:`O_h\in\mathbb R^{d_v\times d_{out}}` (the rows of the output projection that act on head h).
+Per head we write :math:`A_h = Q_hK_h^\top/\sqrt{d_k}` (so the logits are :math:`x_i^\top A_h x_j`) and
+:math:`M_h = V_hO_h`. Lipschitz constants are with respect to the Frobenius (flattened Euclidean) norm on
+:math:`\mathbb R^{n\times d}` unless a function says otherwise.
+
+The bounded domain is :math:`B_R^n=\{X : \|x_i\|_2\le R\ \forall i\}` (every token in the ball of radius R).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validate import BoundInputError, as_real_array, positive_float, positive_int
+from .numerics import inf_norm, lambert_w0, round_down, round_up, spectral_norm
+from .registry import register
+
+__all__ = [
+    "AttentionWeights",
+    "bounded_dot_product_bound",
+    "castin_bounded_dot_product_bound",
+    "l2_attention_bound",
+    "l2_attention_inf_bound",
+    "meanfield_w2_bound",
+    "dot_product_blowup_witness",
+    "BlowupWitness",
+]
+
+
+@dataclass(frozen=True)
+class AttentionWeights:
+    """Weights of one multi-head attention layer, per head, in float64.
+
+    ``query``, ``key``: ``(H, d, d_k)``; ``value``: ``(H, d, d_v)``; ``output``: ``(H, d_v, d_out)``.
+    Build with :meth:`from_arrays`, which validates shapes and finiteness.
+    """
+
+    query: np.ndarray
+    key: np.ndarray
+    value: np.ndarray
+    output: np.ndarray
+
+    @property
+    def heads(self) -> int:
+        return self.query.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.query.shape[1]
+
+    @property
+    def head_dim(self) -> int:
+        return self.query.shape[2]
+
+    @property
+    def out_dim(self) -> int:
+        return self.output.shape[2]
+
+    @classmethod
+    def from_arrays(cls, query, key, value, output=None, *, heads: int | None = None) -> "AttentionWeights":
+        """Validate and reshape weights.
+
+        ``query``/``key``/``value`` may be ``(H, d, d_k)`` or ``(d, H*d_k)`` (PyTorch's fused layout, split into
+        ``heads`` heads, default 1). ``output`` may be ``(H, d_v, d_out)``, ``(H*d_v, d_out)`` or ``None``
+        (the identity on the concatenated heads).
+        """
+        h = 1 if heads is None else positive_int("heads", heads)
+        arrays = {}
+        for name, arr in (("query", query), ("key", key), ("value", value)):
+            a = as_real_array(name, arr, ndim=(2, 3))
+            if a.ndim == 2:
+                if a.shape[1] % h:
+                    raise BoundInputError(f"{name}: width {a.shape[1]} is not divisible by heads={h}")
+                a = a.reshape(a.shape[0], h, a.shape[1] // h).transpose(1, 0, 2)
+            arrays[name] = np.ascontiguousarray(a)
+        q, k, v = arrays["query"], arrays["key"], arrays["value"]
+        if q.shape != k.shape:
+            raise BoundInputError(f"key: expected the shape of query {q.shape}, got {k.shape}")
+        if v.shape[:2] != q.shape[:2]:
+            raise BoundInputError(f"value: expected (heads, d, d_v) = ({q.shape[0]}, {q.shape[1]}, *), got {v.shape}")
+        H, _, dv = v.shape
+        if output is None:
+            o = np.zeros((H, dv, H * dv))
+            for i in range(H):
+                o[i, :, i * dv:(i + 1) * dv] = np.eye(dv)
+        else:
+            o = as_real_array("output", output, ndim=(2, 3))
+            if o.ndim == 2:
+                if o.shape[0] != H * dv:
+                    raise BoundInputError(f"output: expected {H * dv} rows (heads * d_v), got shape {o.shape}")
+                o = o.reshape(H, dv, o.shape[1])
+            if o.shape[:2] != (H, dv):
+                raise BoundInputError(f"output: expected shape ({H}, {dv}, d_out), got {o.shape}")
+        return cls(q, k, v, np.ascontiguousarray(o))
+
+    def logit_matrices(self) -> np.ndarray:
+        r""":math:`A_h = Q_hK_h^\top/\sqrt{d_k}`, shape ``(H, d, d)``."""
+        return self.query @ np.swapaxes(self.key, 1, 2) / math.sqrt(self.head_dim)
+
+    def value_output_matrices(self) -> np.ndarray:
+        r""":math:`M_h = V_hO_h`, shape ``(H, d, d_out)``."""
+        return self.value @ self.output
+
+    def tied(self) -> bool:
+        return bool(np.array_equal(self.query, self.key))
+
+
+def _weights(weights) -> AttentionWeights:
+    if not isinstance(weights, AttentionWeights):
+        raise BoundInputError(f"weights: expected AttentionWeights (use AttentionWeights.from_arrays), got {type(weights).__name__}")
+    return weights
+
+
+def _head_norms(w: AttentionWeights) -> tuple[np.ndarray, np.ndarray]:
+    a = np.array([spectral_norm(m) for m in w.logit_matrices()])
+    m = np.array([spectral_norm(x) for x in w.value_output_matrices()])
+    return a, m
+
+
+@register(
+    "attention.bounded_dp",
+    kind="upper",
+    latex=r"\mathrm{Lip}_2\big(\mathrm{MHA}|_{B_R^n}\big)\le\sum_h\|M_h\|_2\Big(\sqrt n\,\big(1+\|A_h\|_2R^2\big)+\|A_h\|_2R^2\Big)",
+    assumptions=("every token in the ball of radius R", "finite n", "no mask"),
+    source="derived here (docstring); same structure as Castin, Ablin, Peyre, How Smooth Is Attention?, ICML 2024, Thm 3.3",
+    confidence="derived",
+    covers="dot-product multi-head attention on B_R^n, Frobenius norm",
+)
+def bounded_dot_product_bound(weights: AttentionWeights, n_tokens: int, radius: float) -> float:
+    r"""Lipschitz upper bound of dot-product multi-head attention on :math:`B_R^n`.
+
+    .. math:: \mathrm{Lip}_2(\mathrm{MHA}|_{B_R^n}) \le \sum_h \|M_h\|_2\Big(\sqrt n\,(1+\|A_h\|_2R^2)+\|A_h\|_2R^2\Big)
+
+    Proof (one head; heads add by the triangle inequality). :math:`B_R^n` is convex, so the constant is
+    :math:`\sup\|J\|_2`. For a perturbation H of X, with :math:`p_i` the i-th softmax row and
+    :math:`\bar x_i=\sum_jp_{ij}x_j`, the i-th output row moves by :math:`M^\top` times
+
+    * :math:`\sum_j p_{ij}h_j`: squared norms sum to at most :math:`\sum_{ij}p_{ij}\|h_j\|^2\le n\|H\|^2` (Jensen,
+      column sums of P are at most n);
+    * :math:`\mathrm{Cov}_{p_i}(x)A^\top h_i` with :math:`\|\mathrm{Cov}_{p_i}\|\le R^2`: at most :math:`\|A\|R^2\|H\|`;
+    * :math:`\sum_jp_{ij}(x_j-\bar x_i)(A^\top x_i)^\top h_j`: by Cauchy-Schwarz its square is at most
+      :math:`\|A\|^2R^2\cdot R^2\sum_jp_{ij}\|h_j\|^2`, summing to :math:`\|A\|^2R^4n\|H\|^2`.
+
+    Castin et al.'s recalled form (:func:`castin_bounded_dot_product_bound`) follows from the same three
+    terms with :math:`\|x_j-\bar x_i\|\le 2R` and :math:`(a+b+c)^2\le3(a^2+b^2+c^2)`, so it is never smaller.
+    """
+    w = _weights(weights)
+    n = positive_int("n_tokens", n_tokens)
+    r = positive_float("radius", radius)
+    a, m = _head_norms(w)
+    ar2 = a * r * r
+    return round_up(float(np.sum(m * (math.sqrt(n) * (1.0 + ar2) + ar2))))
+
+
+@register(
+    "attention.castin_bounded_dp",
+    kind="upper",
+    latex=r"\mathrm{Lip}_2\big(\mathrm{MHA}|_{B_R^n}\big)\le\sum_h\sqrt3\,\|M_h\|_2\big(\|A_h\|_2^2R^4(4n+1)+n\big)^{1/2}",
+    assumptions=("every token in the ball of radius R", "finite n", "no mask"),
+    source="Castin, Ablin, Peyre, How Smooth Is Attention?, ICML 2024, Thm 3.3 (form recalled, not read)",
+    confidence="reconstructed",
+    covers="dot-product multi-head attention on B_R^n, Frobenius norm",
+    notes="Recalled form; implied by attention.bounded_dp (see that docstring), so it is sound even if the "
+    "paper's constant differs. Multi-head by the triangle inequality (our choice).",
+)
+def castin_bounded_dot_product_bound(weights: AttentionWeights, n_tokens: int, radius: float) -> float:
+    r"""Castin, Ablin & Peyré's bound on :math:`B_R^n`, in the form recalled in ``shared/research``:
+
+    .. math:: \mathrm{Lip}_2(\mathrm{SA}|_{B_R^n}) \le \sqrt3\,\|M\|_2\big(\|A\|_2^2R^4(4n+1)+n\big)^{1/2}
+
+    *Reconstructed*: the paper was not readable here. The form is implied by the derived bound of
+    :func:`bounded_dot_product_bound`, which makes it safe to use whatever the paper's exact constant is.
+    """
+    w = _weights(weights)
+    n = positive_int("n_tokens", n_tokens)
+    r = positive_float("radius", radius)
+    a, m = _head_norms(w)
+    return round_up(float(np.sum(math.sqrt(3.0) * m * np.sqrt(a**2 * r**4 * (4 * n + 1) + n))))
+
+
+def _kim_phi_inverse(n_tokens: int) -> float:
+    r""":math:`\phi^{-1}(N-1)` for :math:`\phi(x)=xe^{x+1}`, i.e. :math:`W_0\big((N-1)/e\big)`."""
+    return lambert_w0((n_tokens - 1) / math.e)
+
+
+@register(
+    "attention.kim_l2_2norm",
+    kind="upper",
+    latex=r"\mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)\Big(\sum_h\|W^{Q,h}\|_2^2\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2",
+    assumptions=("L2 self-attention", "tied query/key weights W^Q = W^K", "value X A_h W^{V,h}, A_h = W^Q W^{Q,T}/sqrt(D/H)"),
+    source="Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.2 (recalled)",
+    confidence="reconstructed",
+    covers="L2 multi-head self-attention, any input (global), Frobenius norm",
+    notes="phi(x) = x e^{x+1}, phi^{-1}(N-1) = W_0((N-1)/e); D/H is the head dimension d_k.",
+)
+def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2") -> float:
+    r"""Kim et al.'s global Lipschitz bound of L2 multi-head self-attention (tied :math:`W^Q=W^K`).
+
+    L2 attention: :math:`P^h_{ij}\propto\exp\big(-\|x_i^\top W^{Q,h}-x_j^\top W^{Q,h}\|_2^2/\sqrt{D/H}\big)` and
+    :math:`F(X)=\big[P^1XA_1W^{V,1},\dots,P^HXA_HW^{V,H}\big]W^O` with :math:`A_h=W^{Q,h}W^{Q,h\top}/\sqrt{D/H}`.
+
+    ``norm="2"``:
+
+    .. math:: \mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)
+              \Big(\sum_h\|W^{Q,h}\|_2^2\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2
+
+    ``norm="inf"`` (:math:`\ell_\infty` on the flattened input, induced matrix :math:`\infty`-norms):
+
+    .. math:: \mathrm{Lip}_\infty(F)\le\Big(4\phi^{-1}(N-1)+\frac1{\sqrt{D/H}}\Big)\|W^{O\top}\|_\infty
+              \max_h\|W^{Q,h}\|_\infty\|W^{Q,h\top}\|_\infty\max_h\|W^{V,h\top}\|_\infty
+
+    with :math:`\phi(x)=xe^{x+1}`, so :math:`\phi^{-1}(N-1)=W_0((N-1)/e)=O(\log N)`.
+
+    *Reconstructed* (the paper was not readable): the theorem's form and the L2-attention value convention
+    were recalled from secondary sources; the verification suite tests them against exact local Jacobians.
+    """
+    w = _weights(weights)
+    n = positive_int("n_tokens", n_tokens)
+    if norm not in ("2", "inf"):
+        raise BoundInputError(f"norm: expected '2' or 'inf', got {norm!r}")
+    if not w.tied():
+        raise BoundInputError("weights: L2 attention bound needs tied query and key weights (W^Q = W^K, Kim Thm 3.2)")
+    dk = w.head_dim
+    phi_inv = _kim_phi_inverse(n)
+    wo = np.concatenate(list(w.output), axis=0)  # (H*dv, d_out)
+    if norm == "2":
+        s = math.sqrt(sum(spectral_norm(q) ** 2 * spectral_norm(v) ** 2 for q, v in zip(w.query, w.value)))
+        val = math.sqrt(n) / math.sqrt(dk) * (4 * phi_inv + 1) * s * spectral_norm(wo)
+    else:
+        qq = max(inf_norm(q) * inf_norm(q.T) for q in w.query)
+        vv = max(inf_norm(v.T) for v in w.value)
+        val = (4 * phi_inv + 1 / math.sqrt(dk)) * inf_norm(wo.T) * qq * vv
+    return round_up(val)
+
+
+# the inf-norm form is the same function with norm="inf"; registered under its own name
+@register(
+    "attention.kim_l2_infnorm",
+    kind="upper",
+    latex=r"\mathrm{Lip}_\infty(F)\le\Big(4\phi^{-1}(N-1)+\tfrac1{\sqrt{D/H}}\Big)\|W^{O\top}\|_\infty\max_h\|W^{Q,h}\|_\infty\|W^{Q,h\top}\|_\infty\max_h\|W^{V,h\top}\|_\infty",
+    assumptions=("L2 self-attention", "tied query/key weights W^Q = W^K", "l_inf norm on the flattened input"),
+    source="Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.2 (recalled)",
+    confidence="reconstructed",
+    covers="L2 multi-head self-attention, any input (global), l_inf norm",
+)
+def l2_attention_inf_bound(weights: AttentionWeights, n_tokens: int) -> float:
+    """:func:`l2_attention_bound` with ``norm="inf"`` (registered separately as ``attention.kim_l2_infnorm``)."""
+    return l2_attention_bound(weights, n_tokens, norm="inf")
+
+
+@register(
+    "attention.meanfield_w2",
+    kind="upper",
+    latex=r"W_2\big(F(\mu),F(\nu)\big)\le\sum_h\|M_h\|_2\big(1+3\|A_h\|_2R^2\big)e^{2\|A_h\|_2R^2}\,W_2(\mu,\nu)",
+    assumptions=("mu, nu probability measures supported in the ball B_R", "no residual, no normalisation"),
+    source="TopoLip (Chen, arXiv 2410.17628) Thm 3 as reconstructed in shared/research/topolip.md; "
+    "cf. Castin, Ablin, Peyre 2024, Thm 3.5",
+    confidence="reconstructed",
+    covers="mean-field (measure) attention; finite token sets as uniform empirical measures",
+)
+def meanfield_w2_bound(weights: AttentionWeights, radius: float) -> float:
+    r"""Mean-field :math:`W_2` Lipschitz bound of attention on measures supported in :math:`B_R`.
+
+    .. math:: W_2\big(F(\mu),F(\nu)\big)\le\sum_h\|M_h\|_2\,(1+3\|A_h\|_2R^2)\,e^{2\|A_h\|_2R^2}\,W_2(\mu,\nu)
+
+    with :math:`F(\mu)=(\Gamma_\mu)_\#\mu`, :math:`\Gamma_\mu(x)=\int e^{x^\top Ay}M^\top y\,d\mu(y)/\int e^{x^\top Ay}d\mu(y)`.
+    For a token matrix X, :math:`F(\mu_X)` is the uniform measure on the rows of :math:`\mathrm{SA}(X)`, so the
+    bound applies to finite sets of any sizes. *Reconstructed*: the proof sketch is in shared/research
+    (topolip.md, Thm 3); the multi-head sum is the triangle inequality. Returns ``inf`` on overflow.
+    """
+    w = _weights(weights)
+    r = positive_float("radius", radius)
+    a, m = _head_norms(w)
+    total = 0.0
+    for ah, mh in zip(a, m):
+        expo = 2.0 * ah * r * r
+        if expo > 700:
+            return math.inf
+        total += mh * (1.0 + 3.0 * ah * r * r) * math.exp(expo)
+    return round_up(total)
+
+
+@dataclass(frozen=True)
+class BlowupWitness:
+    """Inputs on which single-head dot-product attention has a certified large local Lipschitz constant."""
+
+    tokens: np.ndarray  # (n, d)
+    lower_bound: float  # certified lower bound on ||J_SA(tokens)||_2
+    direction: np.ndarray  # unit vector u used for the construction
+    scale: float  # t
+
+
+def _blowup_direction(a: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float]:
+    """Unit u maximising ||A u|| ||M^T u|| over singular vectors of A and M and their pairwise sums."""
+    _, _, vt_a = np.linalg.svd(a)
+    u_m, _, _ = np.linalg.svd(m)
+    cands = [*vt_a, *u_m.T]
+    extra = [x + y for x in cands[:4] for y in cands[:4]] + [x - y for x in cands[:4] for y in cands[:4]]
+    best, best_val = None, 0.0
+    for c in cands + extra:
+        nc = np.linalg.norm(c)
+        if nc == 0:
+            continue
+        c = c / nc
+        val = np.linalg.norm(a @ c) * np.linalg.norm(m.T @ c)
+        if val > best_val:
+            best, best_val = c, val
+    return best, best_val
+
+
+@register(
+    "attention.kim_dp_not_lipschitz",
+    kind="claim",
+    latex=r"\sup_{X\in\mathbb R^{n\times d}}\|J_{\mathrm{SA}}(X)\|_2=\infty\quad(n\ge2,\ A\ne0,\ \text{some }u: Au\ne0\ne M^\top u)",
+    assumptions=("dot-product attention", "unbounded domain", "n >= 2"),
+    source="Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.1",
+    confidence="standard",
+    covers="single-head dot-product attention",
+    notes="Encoded as a witness family X_t with a certified lower bound c t^2 ||Au|| ||M^T u|| - ||M||/n on the "
+    "local constant; the property checks the exact local constant at X_t against it.",
+)
+def dot_product_blowup_witness(weights: AttentionWeights, n_tokens: int, target: float) -> BlowupWitness:
+    r"""Inputs :math:`X_t` on which single-head dot-product attention has local Lipschitz constant :math:`\ge` ``target``.
+
+    Construction (after Kim et al. 2021, Thm 3.1): :math:`x_1=0` (its softmax row is uniform), the other tokens
+    :math:`x_j=t\,s_j\,u` with :math:`s_j=\pm1` alternating. The Jacobian block
+    :math:`\partial\mathrm{SA}_1/\partial x_1 = M^\top\big(\tfrac1nI+\mathrm{Cov}_{\mathrm{unif}}(X)A^\top\big)`
+    with :math:`\mathrm{Cov}=c\,t^2uu^\top`, :math:`c=\tfrac1n\sum_js_j^2-(\tfrac1n\sum_js_j)^2>0`, so
+
+    .. math:: \|J_{\mathrm{SA}}(X_t)\|_2\ \ge\ c\,t^2\,\|Au\|\,\|M^\top u\| - \|M\|_2/n \xrightarrow[t\to\infty]{}\infty .
+
+    ``t`` is chosen so that the right side equals ``target``; the returned ``lower_bound`` is rounded down.
+    """
+    w = _weights(weights)
+    if w.heads != 1:
+        raise BoundInputError(f"weights: the witness is for a single head, got {w.heads} heads")
+    n = positive_int("n_tokens", n_tokens, minimum=2)
+    target = positive_float("target", target)
+    a = w.logit_matrices()[0]
+    m = w.value_output_matrices()[0]
+    u, prod = _blowup_direction(a, m)
+    if u is None or prod <= 1e-300:
+        raise BoundInputError("weights: no direction u with A u != 0 and M^T u != 0; the witness needs one")
+    s = np.array([0.0] + [1.0 if j % 2 == 0 else -1.0 for j in range(n - 1)])
+    c = float(np.mean(s**2) - np.mean(s) ** 2)
+    m_norm = spectral_norm(m)
+    t = math.sqrt((target + m_norm / n) / (c * prod))
+    x = np.outer(s * t, u)
+    # recompute the certified value from the realised tokens (covariance exactly as constructed)
+    lower = c * t * t * prod - m_norm / n
+    return BlowupWitness(tokens=x, lower_bound=round_down(lower, rel=1e-9), direction=u, scale=t)

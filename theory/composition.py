@@ -1,0 +1,218 @@
+r"""Composition rules: products, residual blocks, LayerNorm, eval-mode BatchNorm, and network-level bounds.
+
+Token-wise stacks (transformers) act on :math:`X\in\mathbb R^{n\times d}`; their constants are in the Frobenius
+norm and their *domain* is tracked as a per-token radius :math:`R` (:math:`\|x_i\|\le R`), because attention is
+only Lipschitz on bounded domains (:mod:`theory.attention`). A :class:`LayerBound` maps an input radius to a
+Lipschitz constant and an output radius; :func:`network_bound` chains them:
+
+.. math:: \mathrm{Lip}(f_L\circ\dots\circ f_1|_{B_{R_0}})\le\prod_\ell L_\ell(R_{\ell-1}),\qquad R_\ell = \rho_\ell(R_{\ell-1}).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ._validate import BoundInputError, as_real_array, positive_float, positive_int
+from .attention import AttentionWeights, bounded_dot_product_bound
+from .convolution import circular_spectral_norm, zero_padded_upper_bound
+from .numerics import round_up, spectral_norm
+from .registry import register
+
+__all__ = [
+    "product_bound",
+    "residual_bound",
+    "layernorm_lipschitz",
+    "layernorm_output_radius",
+    "batchnorm_eval_lipschitz",
+    "LayerBound",
+    "linear",
+    "relu",
+    "layernorm",
+    "attention",
+    "conv2d",
+    "residual",
+    "network_bound",
+]
+
+
+@register(
+    "composition.product",
+    kind="upper",
+    latex=r"\mathrm{Lip}(f_L\circ\cdots\circ f_1)\le\prod_{\ell}\mathrm{Lip}(f_\ell)",
+    assumptions=("each f_l Lipschitz on the image of the previous layers",),
+    source="standard",
+    confidence="standard",
+)
+def product_bound(constants: Sequence[float]) -> float:
+    r"""Product rule :math:`\mathrm{Lip}(f_L\circ\dots\circ f_1)\le\prod_\ell L_\ell`, rounded outward."""
+    vals = [positive_float(f"constants[{i}]", c, allow_zero=True) for i, c in enumerate(constants)]
+    if not vals:
+        raise BoundInputError("constants: expected at least one constant")
+    out = 1.0
+    for v in vals:
+        out = round_up(out * v, rel=1e-15) if v else 0.0
+    return round_up(out)
+
+
+@register(
+    "composition.residual",
+    kind="upper",
+    latex=r"\mathrm{Lip}(x\mapsto x+g(x))\le1+\mathrm{Lip}(g)",
+    assumptions=("g Lipschitz",),
+    source="standard",
+    confidence="standard",
+)
+def residual_bound(branch: float) -> float:
+    r""":math:`\mathrm{Lip}(x+g(x))\le 1+\mathrm{Lip}(g)`."""
+    return round_up(1.0 + positive_float("branch", branch, allow_zero=True))
+
+
+@register(
+    "composition.layernorm",
+    kind="upper",
+    latex=r"\mathrm{Lip}_2(\mathrm{LN})\le\|\gamma\|_\infty/\sqrt{\epsilon}",
+    assumptions=("LN(x) = gamma * (x - mean) / sqrt(var + eps) + beta, biased variance", "eps > 0"),
+    source="standard; Castin, Ablin, Peyre 2024 (attained at constant inputs)",
+    confidence="derived",
+    notes="J = diag(gamma) (I - 11^T/d - y y^T/d) / s with y ⟂ 1, ||y||^2 <= d and s >= sqrt(eps).",
+)
+def layernorm_lipschitz(gamma, eps: float) -> float:
+    r"""Global Lipschitz constant bound of LayerNorm, :math:`\|\gamma\|_\infty/\sqrt\epsilon`.
+
+    The Jacobian is :math:`\mathrm{diag}(\gamma)\,(I-\mathbf 1\mathbf 1^\top/d-yy^\top/d)/s` with
+    :math:`s=\sqrt{\mathrm{var}(x)+\epsilon}\ge\sqrt\epsilon` and :math:`y\perp\mathbf 1`, :math:`\|y\|^2\le d`, so the
+    middle factor is a PSD contraction. Equality at constant inputs when :math:`\gamma` is constant.
+    """
+    g = as_real_array("gamma", gamma, ndim=1)
+    e = positive_float("eps", eps)
+    return round_up(float(np.max(np.abs(g))) / math.sqrt(e))
+
+
+def layernorm_output_radius(gamma, beta) -> float:
+    r""":math:`\|\mathrm{LN}(x)\|_2\le\|\gamma\|_\infty\sqrt d+\|\beta\|_2` for every x (normalised vector has norm :math:`<\sqrt d`)."""
+    g = as_real_array("gamma", gamma, ndim=1)
+    b = as_real_array("beta", beta, ndim=1)
+    if b.shape != g.shape:
+        raise BoundInputError(f"beta: expected shape {g.shape} (like gamma), got {b.shape}")
+    return round_up(float(np.max(np.abs(g))) * math.sqrt(g.size) + float(np.linalg.norm(b)))
+
+
+@register(
+    "composition.batchnorm_eval",
+    kind="exact",
+    latex=r"\mathrm{Lip}_2(\mathrm{BN}_{\mathrm{eval}})=\max_c|\gamma_c|/\sqrt{\mathrm{var}_c+\epsilon}",
+    assumptions=("inference mode (running statistics)",),
+    source="standard (a per-channel affine map)",
+    confidence="standard",
+)
+def batchnorm_eval_lipschitz(gamma, running_var, eps: float) -> float:
+    r"""Exact Lipschitz constant of eval-mode BatchNorm, :math:`\max_c|\gamma_c|/\sqrt{\mathrm{var}_c+\epsilon}` (rounded up)."""
+    g = as_real_array("gamma", gamma, ndim=1)
+    v = as_real_array("running_var", running_var, ndim=1)
+    if v.shape != g.shape:
+        raise BoundInputError(f"running_var: expected shape {g.shape} (like gamma), got {v.shape}")
+    if (v < 0).any():
+        raise BoundInputError("running_var: expected non-negative variances")
+    e = positive_float("eps", eps)
+    return round_up(float(np.max(np.abs(g) / np.sqrt(v + e))))
+
+
+@dataclass(frozen=True)
+class LayerBound:
+    """A layer as the composition rules see it: input radius -> (Lipschitz constant, output radius)."""
+
+    name: str
+    lipschitz: Callable[[float], float]
+    out_radius: Callable[[float], float]
+
+
+def linear(weight, bias=None, name: str = "linear") -> LayerBound:
+    r"""Token-wise affine map :math:`x\mapsto W^\top x+b` (``weight`` is ``(d_in, d_out)``, row convention)."""
+    w = as_real_array("weight", weight, ndim=2)
+    b = np.zeros(w.shape[1]) if bias is None else as_real_array("bias", bias, ndim=1)
+    if b.shape != (w.shape[1],):
+        raise BoundInputError(f"bias: expected shape ({w.shape[1]},), got {b.shape}")
+    s = round_up(spectral_norm(w))
+    bn = float(np.linalg.norm(b))
+    return LayerBound(name, lambda r: s, lambda r: round_up(s * r + bn))
+
+
+def relu(name: str = "relu") -> LayerBound:
+    """ReLU: 1-Lipschitz, does not increase norms."""
+    return LayerBound(name, lambda r: 1.0, lambda r: r)
+
+
+def layernorm(gamma, beta, eps: float, name: str = "layernorm") -> LayerBound:
+    """Per-token LayerNorm: :func:`layernorm_lipschitz`, output radius :func:`layernorm_output_radius`."""
+    lip = layernorm_lipschitz(gamma, eps)
+    rad = layernorm_output_radius(gamma, beta)
+    return LayerBound(name, lambda r: lip, lambda r: rad)
+
+
+def attention(weights: AttentionWeights, n_tokens: int, name: str = "attention") -> LayerBound:
+    r"""Dot-product MHA on :math:`B_R^n`; output tokens are convex combinations mapped by :math:`M_h`, so
+    :math:`\|y_i\|\le\sum_h\|M_h\|_2R`."""
+    n = positive_int("n_tokens", n_tokens)
+    mnorm = sum(spectral_norm(m) for m in weights.value_output_matrices())
+
+    def lip(r: float) -> float:
+        if not math.isfinite(r):
+            raise BoundInputError(f"{name}: attention needs a bounded input radius (put a LayerNorm before it)")
+        return bounded_dot_product_bound(weights, n, r)
+
+    return LayerBound(name, lip, lambda r: round_up(mnorm * r))
+
+
+def conv2d(kernel, input_size, padding="circular", name: str = "conv2d") -> LayerBound:
+    """A convolution (circular: exact value rounded up; zeros: :func:`zero_padded_upper_bound`); radius untracked."""
+    if padding == "circular":
+        val = round_up(circular_spectral_norm(kernel, input_size))
+    else:
+        val = zero_padded_upper_bound(kernel, input_size, padding=padding)
+    return LayerBound(name, lambda r: val, lambda r: math.inf)
+
+
+def residual(*branch: LayerBound, name: str = "residual") -> LayerBound:
+    """:math:`x\\mapsto x+g(x)` for the chain ``branch``: constant :math:`1+L_g`, radius :math:`R+\\rho_g(R)`."""
+    if not branch:
+        raise BoundInputError("branch: expected at least one layer")
+
+    def lip(r: float) -> float:
+        return residual_bound(network_bound(branch, r)[0])
+
+    def rad(r: float) -> float:
+        rr = r
+        for layer in branch:
+            rr = layer.out_radius(rr)
+        return round_up(r + rr)
+
+    return LayerBound(name, lip, rad)
+
+
+@register(
+    "composition.network",
+    kind="upper",
+    latex=r"\mathrm{Lip}(f_L\circ\dots\circ f_1|_{B_{R_0}})\le\prod_\ell L_\ell(R_{\ell-1}),\ R_\ell=\rho_\ell(R_{\ell-1})",
+    assumptions=("per-token input radius R_0 (inf for globally Lipschitz stacks)",),
+    source="standard composition rules; radius propagation derived here",
+    confidence="derived",
+)
+def network_bound(layers: Sequence[LayerBound], input_radius: float = math.inf) -> tuple[float, list[dict]]:
+    """Upper bound for a chain of :class:`LayerBound`; returns ``(bound, per-layer table)``."""
+    if not layers:
+        raise BoundInputError("layers: expected at least one layer")
+    if not (isinstance(input_radius, (int, float)) and (input_radius > 0)):
+        raise BoundInputError(f"input_radius: expected a number > 0 (or inf), got {input_radius!r}")
+    r = float(input_radius)
+    consts, table = [], []
+    for layer in layers:
+        c = layer.lipschitz(r)
+        r_out = layer.out_radius(r)
+        table.append({"layer": layer.name, "radius_in": r, "lipschitz": c, "radius_out": r_out})
+        consts.append(c)
+        r = r_out
+    return product_bound(consts), table

@@ -1,0 +1,124 @@
+"""Composable Hypothesis strategies for weights and inputs. Each returns a :class:`~verification.cases.Case`.
+
+Arrays are drawn from a seeded numpy generator (the seed is part of the draw), so Hypothesis shrinks shapes,
+scales and seeds toward small, simple configurations while the arrays stay reproducible from the config.
+Scales are log-uniform so that tiny and huge weights are both exercised.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import strategies as st
+
+from theory.attention import AttentionWeights
+
+from .cases import Case
+
+seeds = st.integers(min_value=0, max_value=2**31 - 1)
+
+
+def log_uniform(lo: float, hi: float) -> st.SearchStrategy[float]:
+    """A float in [lo, hi] with uniform log10; shrinks toward 10**0 when 1 is in range, else toward lo."""
+    a, b = math.log10(lo), math.log10(hi)
+    return st.floats(min_value=a, max_value=b, allow_nan=False).map(lambda e: float(10.0**e))
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+@st.composite
+def kernels(draw, max_channels: int = 4, max_k: int = 4, scale=(0.1, 10.0), kinds=("gaussian", "constant", "sparse")):
+    """A conv kernel ``(c_out, c_in, k_h, k_w)`` and its config (kind, seed, scale)."""
+    co = draw(st.integers(1, max_channels))
+    ci = draw(st.integers(1, max_channels))
+    kh = draw(st.integers(1, max_k))
+    kw = draw(st.integers(1, max_k))
+    kind = draw(st.sampled_from(kinds))
+    seed = draw(seeds)
+    s = draw(log_uniform(*scale))
+    rng = _rng(seed)
+    if kind == "gaussian":
+        k = rng.standard_normal((co, ci, kh, kw)) / math.sqrt(ci * kh * kw)
+    elif kind == "constant":  # all taps equal: the DC frequency carries everything
+        k = np.ones((co, ci, kh, kw)) * rng.choice([-1.0, 1.0], size=(co, ci, 1, 1)) / (kh * kw)
+    else:  # sparse: a few nonzero taps
+        k = rng.standard_normal((co, ci, kh, kw)) * (rng.random((co, ci, kh, kw)) < 0.3)
+        if not k.any():
+            k.flat[0] = 1.0
+    k = k * s
+    return k, {"kind": kind, "seed": seed, "scale": s}
+
+
+@st.composite
+def conv_cases(draw, paddings=("circular", "zeros"), strides=(1, 2), max_n: int = 7, max_channels: int = 3,
+               max_k: int = 3):
+    """A convolution layer: kernel, input size, padding, stride."""
+    k, cfg = draw(kernels(max_channels=max_channels, max_k=max_k))
+    kh, kw = k.shape[2:]
+    h = draw(st.integers(max(kh, 1), max_n))
+    w = draw(st.integers(max(kw, 1), max_n))
+    padding = draw(st.sampled_from(paddings))
+    stride = draw(st.sampled_from(strides))
+    return Case({**cfg, "input_size": [h, w], "padding": padding, "stride": stride}, {"kernel": k})
+
+
+@st.composite
+def attention_weights(draw, max_heads: int = 2, max_dim: int = 4, max_head_dim: int = 3, tied: bool = False,
+                      heads: int | None = None, scale=(0.1, 3.0)):
+    """Weights of a multi-head attention layer as arrays + config."""
+    h = heads if heads is not None else draw(st.integers(1, max_heads))
+    d = draw(st.integers(1, max_dim))
+    dk = draw(st.integers(1, max_head_dim))
+    dv = draw(st.integers(1, max_head_dim))
+    dout = draw(st.integers(1, max_dim))
+    seed = draw(seeds)
+    s_qk = draw(log_uniform(*scale))
+    s_v = draw(log_uniform(*scale))
+    rng = _rng(seed)
+    q = rng.standard_normal((h, d, dk)) * s_qk / math.sqrt(d)
+    k = q.copy() if tied else rng.standard_normal((h, d, dk)) * s_qk / math.sqrt(d)
+    v = rng.standard_normal((h, d, dv)) * s_v / math.sqrt(d)
+    o = rng.standard_normal((h, dv, dout)) / math.sqrt(h * dv)
+    return {"query": q, "key": k, "value": v, "output": o}, {"seed": seed, "scale_qk": s_qk, "scale_v": s_v,
+                                                             "heads": h, "tied": tied}
+
+
+@st.composite
+def attention_cases(draw, max_tokens: int = 5, radius=(0.1, 4.0), min_tokens: int = 1, **weight_kw):
+    """Attention weights + a token count n + a domain radius R (every token in the R-ball)."""
+    arrays, cfg = draw(attention_weights(**weight_kw))
+    n = draw(st.integers(min_tokens, max_tokens))
+    r = draw(log_uniform(*radius))
+    return Case({**cfg, "n_tokens": n, "radius": r}, arrays)
+
+
+def weights_of(case: Case) -> AttentionWeights:
+    """The :class:`AttentionWeights` of an attention case."""
+    return AttentionWeights.from_arrays(case["query"], case["key"], case["value"], case["output"])
+
+
+@st.composite
+def layernorm_cases(draw, max_dim: int = 6):
+    """LayerNorm parameters (gamma, beta, eps) and a search radius."""
+    d = draw(st.integers(2, max_dim))
+    seed = draw(seeds)
+    rng = _rng(seed)
+    s = draw(log_uniform(0.1, 10.0))
+    eps = draw(log_uniform(1e-6, 1.0))
+    r = draw(log_uniform(1e-3, 10.0))
+    gamma = rng.standard_normal(d) * s
+    beta = rng.standard_normal(d)
+    return Case({"seed": seed, "scale": s, "eps": eps, "radius": r}, {"gamma": gamma, "beta": beta})
+
+
+@st.composite
+def with_config(draw, cases: st.SearchStrategy[Case], **extra: st.SearchStrategy):
+    """Add drawn config entries to a case strategy: ``with_config(attention_cases(), target=log_uniform(1, 1e6))``.
+
+    Keeps every drawn value inside the :class:`Case`, so the counterexample corpus replays it whole.
+    """
+    case = draw(cases)
+    return Case({**case.config, **{k: draw(s) for k, s in extra.items()}}, case.arrays)

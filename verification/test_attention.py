@@ -1,0 +1,126 @@
+"""Attention bounds vs adversarial search for the largest local Lipschitz constant on the bound's domain.
+
+The empirical side is a lower bound (a power-iteration Rayleigh quotient, or an exact dense Jacobian norm, at
+points of the domain found by projected gradient ascent with restarts), and bounds are rounded outward by
+1e-10, so ``empirical <= bound * (1 + 1e-9)`` fails only if the bound is wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from empirical.attention import dot_product_attention, l2_attention
+from empirical.lipschitz import global_lipschitz_lower_bound, jacobian_norm
+from empirical.wasserstein import wasserstein_uniform
+from theory import attention as A
+
+from .corpus import replay
+from .strategies import attention_cases, log_uniform, weights_of, with_config
+
+RTOL = 1e-9
+SEARCH = {"restarts": 6, "steps": 12}
+
+
+def _castin_inits(weights, n: int, radius: float) -> np.ndarray:
+    """Castin et al.'s adversarial inputs per head: token 0 at R u, the others at R u / 2 (u: top eigvec of A_h)."""
+    out = []
+    for a in weights.logit_matrices():
+        sym = (a + a.T) / 2
+        evals, evecs = np.linalg.eigh(sym)
+        for u in (evecs[:, -1], evecs[:, 0]):
+            x = np.tile(u * radius / 2, (n, 1))
+            x[0] = u * radius
+            out.append(x)
+    return np.stack(out)
+
+
+def _dp_empirical(case) -> float:
+    w = weights_of(case)
+    n, r = case["n_tokens"], case["radius"]
+    res = global_lipschitz_lower_bound(dot_product_attention(w), (n, w.dim), r, seed=case["seed"] % 2**31,
+                                       inits=_castin_inits(w, n, r), **SEARCH)
+    return res.lower_bound
+
+
+@replay("attention.bounded_dp")
+@given(case=attention_cases())
+def test_bounded_dp(ledger, case):
+    w = weights_of(case)
+    bound = A.bounded_dot_product_bound(w, case["n_tokens"], case["radius"])
+    ledger.check_upper("attention.bounded_dp", _dp_empirical(case), bound, case, rtol=RTOL)
+
+
+@replay("attention.castin_bounded_dp")
+@given(case=attention_cases())
+def test_castin_bounded_dp(ledger, case):
+    w = weights_of(case)
+    bound = A.castin_bounded_dot_product_bound(w, case["n_tokens"], case["radius"])
+    ledger.check_upper("attention.castin_bounded_dp", _dp_empirical(case), bound, case, rtol=RTOL)
+
+
+@replay("attention.kim_l2_2norm")
+@given(case=attention_cases(tied=True, radius=(0.1, 10.0)))
+def test_kim_l2_2norm(ledger, case):
+    w = weights_of(case)
+    res = global_lipschitz_lower_bound(l2_attention(w), (case["n_tokens"], w.dim), case["radius"],
+                                       seed=case["seed"], **SEARCH)
+    ledger.check_upper("attention.kim_l2_2norm", res.lower_bound, A.l2_attention_bound(w, case["n_tokens"]),
+                       case, rtol=RTOL)
+
+
+@replay("attention.kim_l2_infnorm")
+@given(case=attention_cases(tied=True, radius=(0.1, 10.0), max_tokens=4, max_dim=3))
+def test_kim_l2_infnorm(ledger, case):
+    w = weights_of(case)
+    res = global_lipschitz_lower_bound(l2_attention(w), (case["n_tokens"], w.dim), case["radius"], norm="inf",
+                                       seed=case["seed"], restarts=4, steps=8)
+    ledger.check_upper("attention.kim_l2_infnorm", res.lower_bound, A.l2_attention_inf_bound(w, case["n_tokens"]),
+                       case, rtol=RTOL)
+
+
+@replay("attention.meanfield_w2")
+@given(case=with_config(attention_cases(min_tokens=2, max_tokens=6, radius=(0.1, 2.0)), m_extra=st.integers(0, 2)))
+def test_meanfield_w2(ledger, case):
+    """Pairs of token sets in B_R (same size: perturbations at several scales; different sizes: independent)."""
+    w = weights_of(case)
+    f = dot_product_attention(w)
+    n, r = case["n_tokens"], case["radius"]
+    rng = np.random.default_rng(case["seed"])
+
+    def ball(k):
+        x = rng.standard_normal((k, w.dim))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x * r * rng.random((k, 1)) ** (1 / w.dim)
+
+    def push(x):
+        return f(torch.as_tensor(x)[None]).squeeze(0).detach().numpy()
+
+    def proj(x):
+        nrm = np.linalg.norm(x, axis=1, keepdims=True)
+        return x * np.minimum(1.0, r / np.maximum(nrm, 1e-300))
+
+    best = 0.0
+    for _ in range(4):
+        x = ball(n)
+        pairs = [(x, ball(n + case["m_extra"]))] + [(x, proj(x + eps * r * rng.standard_normal(x.shape))) for eps in (1e-1, 1e-3)]
+        for a, b in pairs:
+            d_in = wasserstein_uniform(a, b)
+            if d_in > 1e-9 * r:
+                best = max(best, wasserstein_uniform(push(a), push(b)) / d_in)
+    ledger.check_upper("attention.meanfield_w2", best, A.meanfield_w2_bound(w, r), case, rtol=1e-6)
+
+
+@replay("attention.kim_dp_not_lipschitz")
+@given(case=with_config(attention_cases(heads=1, min_tokens=2, max_tokens=5), target=log_uniform(1.0, 1e6)))
+def test_kim_dp_not_lipschitz(ledger, case):
+    """Kim Thm 3.1 as a witness family: the exact local constant at X_t exceeds the certified c t^2 growth."""
+    w = weights_of(case)
+    target = case["target"]
+    wit = A.dot_product_blowup_witness(w, case["n_tokens"], target)
+    assert wit.lower_bound >= target * (1 - 1e-6)
+    exact = float(jacobian_norm(dot_product_attention(w), wit.tokens[None])[0])
+    # the claim's certified lower bound must not exceed the true local constant
+    ledger.check_upper("attention.kim_dp_not_lipschitz", wit.lower_bound, exact, case, rtol=1e-9, target=target)
