@@ -258,7 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default=None)
     a.add_argument("--json", default=None)
     a.set_defaults(func=cmd_lipschitz_attention)
+    _register_command_modules(sub)
     return p
+
+
+def _register_command_modules(sub) -> None:
+    """Add the subcommands of every module in :mod:`boundlab.commands` (each defines ``register(subparsers)``)."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,8 +205,8 @@ def global_lipschitz_lower_bound(
     step = 0.2 * radius
     for k in range(steps + 1):
         if norm == "2":
+            _, vjp_fn = torch.func.vjp(f, x)
             for _ in range(power_steps):
-                _, vjp_fn = torch.func.vjp(f, x)
                 _, jv = torch.func.jvp(f, (x,), (v,))
                 (w,) = vjp_fn(jv)
                 v = _bscale(w, 1.0 / _bnorm(w).clamp_min(1e-300))

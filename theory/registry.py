@@ -107,5 +107,12 @@ def all_bounds() -> list[Bound]:
 
 
 def _load_all() -> None:
-    # importing the topic modules runs their @register decorators
-    from . import attention, composition, convolution  # noqa: F401
+    """Import every public topic module of :mod:`theory` so that their ``@register`` decorators have run."""
+    import importlib
+    import pkgutil
+
+    from . import __path__ as pkg_path
+
+    for info in pkgutil.iter_modules(pkg_path):
+        if not info.name.startswith("_") and info.name != "registry":
+            importlib.import_module(f"{__package__}.{info.name}")

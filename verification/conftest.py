@@ -67,4 +67,7 @@ def pytest_sessionfinish(session, exitstatus):
     path = session.config.getoption("--boundlab-json")
     if path and _LEDGER.records:
         profile = settings._current_profile  # noqa: SLF001 - the active profile name
-        _LEDGER.write(path, profile=profile, seed=session.config.getoption("hypothesis_seed", None))
+        seed = session.config.getoption("hypothesis_seed", None)
+        if seed is None and settings.default.derandomize:
+            seed = "derandomized (fixed per test)"
+        _LEDGER.write(path, profile=profile, seed=seed)
