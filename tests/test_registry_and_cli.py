@@ -17,7 +17,8 @@ def test_every_bound_is_documented():
     for b in bounds:
         assert b.kind in KINDS and b.confidence in CONFIDENCES
         assert b.latex and b.source and b.assumptions, b.name
-        assert b.name.split(".")[0] in {"conv", "attention", "composition"}
+        area, _, what = b.name.partition(".")
+        assert area.isidentifier() and what, f"{b.name}: names are area.what[_variant]"
     with pytest.raises(KeyError, match="unknown bound"):
         get("conv.nope")
 
