@@ -46,6 +46,7 @@ __all__ = [
     "kernel_matrix_bound",
     "four_reshape_bound",
     "gram_iteration_bound",
+    "conv_matrix",
 ]
 
 
@@ -273,3 +274,45 @@ def gram_iteration_bound(kernel, input_size, n_iter: int = 6) -> float:
     blocks = circular_frequency_blocks(kernel, input_size)
     flat = blocks.reshape(-1, *blocks.shape[-2:])
     return round_up(float(_gram_frobenius_bound(flat, n_iter).max()))
+
+
+def conv_matrix(kernel, input_size, padding="circular", stride: int = 1) -> np.ndarray:
+    r"""The dense (doubly block Toeplitz / circulant) matrix of a convolution layer, float64.
+
+    Rows and columns follow PyTorch's flattening of ``(C, H, W)`` tensors, so
+    ``conv_matrix(W, n, p, s) @ x.ravel() == conv2d(pad(x), W, stride=s).ravel()``. ``padding``: ``"circular"``,
+    ``"zeros"`` ('same' size at stride 1: ``(k-1)//2`` before, the rest after) or an int / pair of ints per side
+    (zeros). Output size: :math:`\lfloor(h+p_{before}+p_{after}-k_h)/s\rfloor+1` per axis.
+    """
+    k = _kernel(kernel)
+    co, ci, kh, kw = k.shape
+    h, w = pair_of_ints("input_size", input_size)
+    stride = positive_int("stride", stride)
+    if padding in ("circular", "zeros", "same"):
+        pads = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+    else:
+        ph, pw = pair_of_ints("padding", padding, minimum=0)
+        pads = (ph, ph, pw, pw)
+    circular = padding == "circular"
+    if circular and (kh > h or kw > w):
+        raise BoundInputError(f"input_size: circular padding needs the kernel to fit, got {h}x{w} for {(kh, kw)}")
+    ho = (h + pads[0] + pads[1] - kh) // stride + 1
+    wo = (w + pads[2] + pads[3] - kw) // stride + 1
+    if ho < 1 or wo < 1:
+        raise BoundInputError(f"input_size: {h}x{w} is too small for kernel {(kh, kw)} with padding {padding!r}")
+    mat = np.zeros((co * ho * wo, ci * h * w))
+    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    out_pix = (oy * wo + ox).ravel()
+    for a in range(kh):
+        for b in range(kw):
+            iy = (oy * stride + a - pads[0]).ravel()
+            ix = (ox * stride + b - pads[2]).ravel()
+            if circular:
+                iy, ix, ok = iy % h, ix % w, np.ones_like(iy, dtype=bool)
+            else:
+                ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+            rows_pix, cols_pix = out_pix[ok], (iy * w + ix)[ok]
+            for o in range(co):
+                for i in range(ci):
+                    np.add.at(mat, (o * ho * wo + rows_pix, i * h * w + cols_pix), k[o, i, a, b])
+    return mat

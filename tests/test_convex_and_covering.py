@@ -1,0 +1,153 @@
+"""Convex attention programs, covering bounds and compactness measures: closed forms, solvers, bad input, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from boundlab.cli import main
+from empirical import compactness as E
+from empirical.convex_heads import factored_solve, train_heads
+from theory import BoundInputError
+from theory import compactness as K
+from theory import convex_attention as CA
+from theory import covering as CV
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((6, 4, 3))
+Y = rng.standard_normal((6, 4, 2))
+
+
+def test_linear_attention_reproduces_the_recorded_optimum():
+    """seed_papers.md C.3: n=6, s=4, d=3, c=2, beta=0.5 on this draw gave 10.586657 (SCS) with rank 5 <= 6."""
+    sol = CA.linear_attention_program(X, Y, 0.5)
+    assert sol.lower <= sol.upper and sol.gap < 1e-7
+    assert sol.lower == pytest.approx(10.586657, abs=1e-6)
+    heads = CA.recover_heads(sol)
+    assert len(heads) == 5 and CA.m_star(sol.problem) == 6
+    assert CA.attention_objective(X, Y, heads, 0.5) == pytest.approx(sol.lower, rel=1e-8)
+
+
+def test_polish_and_burer_monteiro_reach_the_cvxpy_optimum():
+    sol = CA.linear_attention_program(X, Y, 0.5)
+    fista = CA.proximal_polish(sol.problem, max_iter=20000, gap_tol=1e-9)
+    assert fista.dual <= sol.upper * (1 + 1e-12) and fista.primal >= sol.lower * (1 - 1e-12)
+    assert fista.gap < 1e-8
+    bm = factored_solve(sol.problem, steps=200, polish=5000, gap_tol=1e-9)
+    assert bm.primal == pytest.approx(sol.lower, rel=1e-8)
+
+
+def test_trained_heads_stay_above_the_convex_optimum():
+    sol = CA.linear_attention_program(X, Y, 0.5)
+    for seed in range(3):
+        res = train_heads("attention", X, Y, 0.5, heads=6, steps=100, seed=seed)
+        assert res.objective >= sol.lower
+        assert CA.attention_objective(X, Y, res.heads, 0.5) == pytest.approx(res.objective, rel=1e-12)
+
+
+def test_cross_entropy_and_gated_programs_certify():
+    labels = rng.integers(0, 3, 6)
+    gates = rng.standard_normal((2, 3, 3))
+    sol = CA.gated_relu_attention_program(X, labels, 0.1, gates, loss="cross_entropy", classes=3)
+    heads = CA.recover_heads(sol)
+    assert CA.attention_objective(X, labels, heads, 0.1, gates=gates, loss="cross_entropy",
+                                  classes=3) == pytest.approx(sol.lower, rel=1e-6)
+    mlp = CA.mlp_head_program(X[:, 0], Y[:, 0], 0.2, rng.standard_normal((4, 3)))
+    assert CA.m_star(mlp.problem) == 4 * 2
+
+
+def test_covering_closed_forms():
+    assert CV.ball_log_covering(1.0, 0.5, 2) == pytest.approx(2 * math.log(5.0), rel=1e-9)
+    img = CV.lipschitz_image(3.0, 0.1, 2.0)
+    assert img.log_n == 3.0 and img.scale >= 0.2
+    x = np.ones((1, 1))
+    # segment [-a, a]: ceil(a^2/eps^2) ln 2 (at exact integers the outward rounding may add one: sound, not tight)
+    assert CV.bartlett17_matrix(x, 2.0, 0.9, 1) == pytest.approx(5 * math.log(2.0), rel=1e-9)
+    assert CV.bartlett17_matrix(np.zeros((2, 2)), 1.0, 0.1, 2) <= 1e-300  # a single point (0 rounded up)
+    k = np.zeros((2, 3, 3, 3))
+    k[0, :, 0, 0] = [3.0, 4.0, 0.0]
+    assert CV.conv_l21_norm(k) == pytest.approx(5.0)
+    closed = CV.bartlett17_network(x, [1.0, 2.0], [1.0, 2.0], 0.5, width=3)
+    assert CV.bartlett17_network(x, [1.0, 2.0], [1.0, 2.0], 0.5, width=3, ceil=True) >= closed
+    head = CV.edelman22_attention(np.ones((2, 3, 2)) / 2, 0.5, b_w=1, b_v=1, b_v21=1, b_qk21=1)
+    assert head > 0 and CV.edelman22_attention(np.ones((2, 3, 2)) / 2, 0.5, b_w=1, b_v=1, b_v21=1, b_qk21=1,
+                                               constant=2.0) == pytest.approx(2 * head, rel=1e-9)
+
+
+def test_greedy_net_and_packing_bracket_the_covering_number():
+    pts = np.linspace(0.0, 1.0, 101)[:, None]  # N(eps) of [0, 1] sampled finely is ceil(1/(2 eps)) (+1 at most)
+    b = E.covering_bracket(pts, 0.1)
+    assert b.lower <= 5 <= b.upper
+    assert E.covering_radius(pts, pts[b.net]) <= 0.1
+    assert E.greedy_net(pts, 0.0).size == 101
+
+
+def test_intrinsic_dimension_on_known_sets():
+    r = np.random.default_rng(1)
+    plane = r.random((800, 2)) @ r.standard_normal((2, 6))
+    assert 1.6 < K.twonn_dimension(plane) < 2.4
+    assert 1.6 < K.levina_bickel_dimension(plane, 10) < 2.4
+    assert K.activation_variance(np.array([[0.0, 1.0], [2.0, 1.0]])) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: CA.linear_attention_program(X, Y, 0.0), r"beta: expected a number > 0"),
+    (lambda: CA.linear_attention_program(X, Y[:, :2], 0.5), r"targets: expected shape \(n, s, c\)"),
+    (lambda: CA.linear_attention_program(np.full((2, 2, 2), np.nan), Y, 0.5), r"tokens: expected finite"),
+    (lambda: CA.linear_attention_program(X, Y, 0.5, loss="hinge"), r"loss: expected one of"),
+    (lambda: CA.linear_attention_program(X, Y, 0.5, solver="MOSEK"), r"solver: expected one of"),
+    (lambda: CA.linear_attention_program(X, [0, 1, 2, 7, 0, 1], 0.5, loss="cross_entropy", classes=3),
+     r"targets: label 7 is out of range"),
+    (lambda: CA.gated_relu_attention_program(X, Y, 0.5, np.ones((2, 2, 2))), r"gates: expected shape"),
+    (lambda: CA.linear_attention_program(np.zeros((0, 2, 2)), Y, 0.5), r"tokens: expected a non-empty"),
+    (lambda: CA.certify(CA.linear_attention_program(X, Y, 0.5).problem, np.ones((1, 9, 6)), gap_tol=1e-9),
+     r"solver: given .* certified only a relative gap"),
+    (lambda: train_heads("conv", X, Y, 0.5, heads=2), r"kind: expected one of"),
+    (lambda: CV.ball_log_covering(1.0, 0.0, 2), r"eps: expected a number > 0"),
+    (lambda: CV.ball_log_covering(1.0, -1.0, 2), r"eps: expected a number > 0"),
+    (lambda: CV.lipschitz_image(1.0, math.nan, 1.0), r"eps: expected a finite number"),
+    (lambda: CV.bartlett17_matrix(np.ones((2, 2)), 1.0, 0.1, 1, p=3.0), r"p: expected 1 <= p <= 2"),
+    (lambda: CV.bartlett17_network(np.ones((2, 2)), [1.0], [1.0, 2.0], 0.1, width=2), r"l21: expected one value"),
+    (lambda: CV.graf22_conv(np.ones((1, 2, 3, 3)), 1.0, 0.1, (1, 3, 2, 2)), r"kernel_shape: expected"),
+    (lambda: E.greedy_net(np.ones((0, 2)), 0.1), r"points: expected a non-empty"),
+    (lambda: E.covering_bracket(np.ones((3, 2)), 0.0), r"eps: expected a number > 0"),
+    (lambda: E.greedy_net(np.ones((3, 2)), 0.1, metric="cosine"), r"metric: expected one of"),
+    (lambda: K.twonn_dimension(np.ones((5, 2))), r"points: duplicate points"),
+    (lambda: K.levina_bickel_dimension(np.random.default_rng(0).random((5, 2)), 5), r"k: expected fewer"),
+    (lambda: K.twonn_dimension(np.full((4, 2), np.nan)), r"points: expected finite"),
+])
+def test_bad_input_names_argument(call, match):
+    with pytest.raises(BoundInputError, match=match):
+        call()
+
+
+def test_cli_convex_heads_tiny(tmp_path):
+    out = tmp_path / "heads.json"
+    assert main(["convex-heads", "--n-train", "60", "--n-test", "40", "--dim", "3", "--steps", "30",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {"versions", "commit", "config", "seed", "rows", "data"} <= set(doc)
+    heads = {r["head"]: r for r in doc["rows"]}
+    assert {"linear", "relu_mlp", "convex_gated_mlp", "attention", "convex_linear_attention",
+            "convex_gated_attention"} <= set(heads)
+    assert doc["data"]["n_train"] == 60 and doc["data"]["n_test"] == 40 and doc["config"]["dim"] == 3
+    for r in doc["rows"]:
+        assert 0.0 <= r["test_acc"] <= 1.0
+        if r["gap"] is not None:  # convex rows: certified bracket and heads within m*
+            assert r["certified_lower"] <= r["objective"] and r["heads"] <= r["m_star"]
+    assert heads["attention"]["objective"] >= heads["convex_linear_attention"]["certified_lower"]
+
+
+def test_cli_convex_heads_external_features_and_bad_input(tmp_path, capsys):
+    r = np.random.default_rng(2)
+    np.savez(tmp_path / "f.npz", tokens=r.standard_normal((40, 3, 2)), labels=r.integers(0, 2, 40))
+    out = tmp_path / "ext.json"
+    assert main(["convex-heads", "--features", str(tmp_path / "f.npz"), "--n-train", "30", "--steps", "20",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["data"]["source"] == "external frozen features"
+    assert main(["convex-heads", "--features", str(tmp_path / "missing.npz")]) == 2
+    assert "FEATURES: file not found" in capsys.readouterr().out
+    np.savez(tmp_path / "bad.npz", tokens=np.ones((4, 2, 2)))
+    assert main(["convex-heads", "--features", str(tmp_path / "bad.npz")]) == 2
+    assert main(["convex-heads", "--features", str(tmp_path / "f.npz"), "--n-train", "40"]) == 2

@@ -1,0 +1,225 @@
+"""Rank collapse: closed forms (computed by hand), the composite-norm traps, path counts, models, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from empirical import rank_collapse as ER
+from empirical.attention import dot_product_attention
+from empirical.certified import enclose
+from theory import BoundInputError
+from theory import rank_collapse as R
+from theory.attention import AttentionWeights
+
+
+def one_layer(q=1.0, k=1.0, v=2.0, o=1.0, heads=1):
+    w = AttentionWeights.from_arrays(*(np.full((heads, 1, 1), s) for s in (q, k, v, o)))
+    return [w]
+
+
+# ---------------------------------------------------------------- composite norm
+def test_composite_norm_has_the_square_root():
+    a = np.array([[1.0, 1.0], [0.0, 0.0]])  # ||A||_1 = 1 (column sums), ||A||_inf = 2 (row sums)
+    assert R.one_norm(a) == 1.0
+    assert R.composite_norm(a) == pytest.approx(math.sqrt(2.0), rel=1e-15)
+    # the authors' helper (functions.py::composite_norm) returns ||A||_1 ||A||_inf = 2: not what the paper uses
+    assert R.composite_norm(a) != R.one_norm(a) * float(np.abs(a).sum(1).max())
+
+
+def test_composite_norm_fails_the_triangle_inequality():
+    a = np.array([[1.0, 1.0], [0.0, 0.0]])
+    b = np.array([[1.0, 0.0], [1.0, 0.0]])
+    assert R.composite_norm(a + b) == pytest.approx(3.0, rel=1e-15)  # A + B = [[2, 1], [1, 0]]
+    assert R.composite_norm(a) + R.composite_norm(b) == pytest.approx(2 * math.sqrt(2), rel=1e-15)
+    assert R.composite_norm(a + b) > R.composite_norm(a) + R.composite_norm(b)
+
+
+def test_composite_is_submultiplicative_on_random_pairs():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+        assert R.composite_norm(a @ b) <= R.composite_product_bound(a, b)
+
+
+# ---------------------------------------------------------------- residuals
+def test_two_token_residuals_in_closed_form():
+    x = np.array([[0.0, 1.0, -2.0], [3.0, 1.0, 2.0]])
+    b = R.optimal_residual_bounds(x)
+    # 1-norm: per column |a_j - b_j| (any x_j between them), max over columns = 4
+    assert b.one_lower == pytest.approx(4.0, rel=1e-9) and b.one_upper == pytest.approx(4.0, rel=1e-9)
+    # inf-norm: min_x max(||a - x||_1, ||b - x||_1) = ||a - b||_1 / 2 = 3.5 (at the midpoint)
+    assert b.inf_lower == pytest.approx(3.5, rel=1e-9) and b.inf_upper == pytest.approx(3.5, rel=1e-9)
+    assert b.inf_lower <= 3.5 <= b.inf_upper
+    assert b.composite_lower <= math.sqrt(4.0 * 3.5) * (1 + 1e-9)
+
+
+def test_residual_shifts_and_ratio():
+    x = np.array([[0.0], [1.0], [5.0]])
+    assert R.residual(x, "mean").ravel().tolist() == [-2.0, -1.0, 3.0]
+    assert R.residual(x, "median").ravel().tolist() == [-1.0, 0.0, 4.0]
+    assert R.residual(x, "midrange").ravel().tolist() == [-2.5, -1.5, 2.5]
+    assert R.residual_ratio(np.ones((4, 3))) == 0.0
+    assert R.residual_ratio(np.zeros((4, 3))) == 0.0
+
+
+def test_box_residual_bounds_cover_every_member():
+    rng = np.random.default_rng(1)
+    lo = rng.standard_normal((4, 3))
+    hi = lo + 0.01
+    b = R.optimal_residual_bounds(lo, hi)
+    for _ in range(20):
+        y = lo + rng.random(lo.shape) * 0.01
+        p = R.optimal_residual_bounds(y)
+        assert b.composite_lower <= p.composite_upper and p.composite_lower <= b.composite_upper
+
+
+# ---------------------------------------------------------------- paths
+def test_path_counts_follow_the_binomial_law():
+    assert R.path_counts(3, 2).tolist() == [1, 6, 12, 8]  # C(3,l) 2^l, total 27 = 3^3
+    assert R.path_counts(3, 2, skip=False).tolist() == [0, 0, 0, 8]
+    assert R.path_counts(12, 12).sum() == 13**12
+    assert R.path_length_pmf(2, 1).tolist() == [0.25, 0.5, 0.25]
+
+
+def test_path_decomposition_with_uniform_attention():
+    x = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 1.0]])
+    p = np.full((1, 3, 3), 1 / 3)
+    w = np.array([[[2.0, 0.0], [0.0, 1.0]]])
+    total, paths = R.path_decomposition(x, [p], [w])
+    assert np.allclose(total, np.full((3, 1), 1.0) @ (x.mean(0, keepdims=True) @ w[0]), rtol=1e-15)
+    assert len(paths) == 1 and paths[0].length == 1
+    total_skip, paths_skip = R.path_decomposition(x, [p], [w], skip=True)
+    assert np.allclose(total_skip, x + total)
+    assert sorted(q.length for q in paths_skip) == [0, 1]
+
+
+# ---------------------------------------------------------------- collapse bounds in closed form
+def test_thm22_closed_form():
+    # beta = ||QK^T||_1 ||VO||_{1,inf} = 1 * 2; c = 4 beta / sqrt(1) = 8; X = [0; 1]: optimal composite
+    # residual sqrt((|x| + |1 - x|) max(|x|, |1 - x|)) is minimal at x = 1/2: sqrt(1/2)
+    layers = one_layer()
+    x = np.array([[0.0], [1.0]])
+    rho = math.sqrt(0.5)
+    assert R.collapse_beta(layers) == pytest.approx(2.0, rel=1e-9)
+    assert R.single_head_collapse_bound(layers, x) == pytest.approx(8 * rho**3, rel=1e-9)
+    # depth 2: the 1e-10 outward margins of c and rho are raised to the powers 4 and 9
+    assert R.single_head_collapse_bound(layers * 2, x) == pytest.approx(8**4 * rho**9, rel=1e-8)
+    assert R.single_head_collapse_bound(layers, x, gamma=0.5) == pytest.approx(4 * rho**3, rel=1e-9)
+    assert R.single_head_collapse_bound(layers, x, shift="mean") == pytest.approx(8 * rho**3, rel=1e-9)
+    assert R.single_head_collapse_bound(layers, np.ones((3, 1))) <= 1e-299  # rank-one input: (rounded) zero
+
+
+def test_cor32_lambda_and_spread():
+    assert R.mlp_lipschitz(np.eye(2), np.eye(2)) == pytest.approx(1.0, rel=1e-9)
+    assert R.mlp_lipschitz(np.array([[1.0, 1.0]]), np.array([[1.0], [1.0]])) == pytest.approx(2.0, rel=1e-9)
+    layers = one_layer()
+    x = np.array([[0.0], [1.0]])
+    mlp = [(np.full((1, 1), 3.0), np.zeros(1), np.full((1, 1), 1.0), np.zeros(1))]
+    assert R.mlp_collapse_bound(layers, mlp, x) == pytest.approx(24 * math.sqrt(0.5) ** 3, rel=1e-9)
+    # E_ij - E_ij' = (x_i - s)(x_j - x_j') with s in [0, 1]: at most 1 (for d = 1, A = 1)
+    assert R.logit_spread(layers, [x]) == pytest.approx(1.0, rel=1e-8)
+    assert R.spread_limited_collapse_bound(layers, x, [x]) == R.multi_head_collapse_bound(layers, x)
+    with pytest.raises(BoundInputError, match="logit spread"):
+        R.spread_limited_collapse_bound(layers, 2 * x, [2 * x])
+
+
+def test_local_exponent_and_slope():
+    assert R.local_collapse_exponent(1) == 3 and R.local_collapse_exponent(2) == 9
+    eps = np.array([1e-2, 1e-3, 1e-4])
+    assert R.log_log_slope(eps, 5 * eps**3) == pytest.approx(3.0, rel=1e-12)
+
+
+def test_layernorm_rewrite_exact_only_for_equal_stds():
+    z = np.array([[1.0, -1.0, 0.0], [3.0, 1.0, 2.0], [0.0, 2.0, 1.0], [-1.0, 1.0, 0.0], [5.0, 3.0, 4.0]])
+    g, b = np.array([1.0, 2.0, 0.5]), np.array([0.0, 1.0, -1.0])
+    assert np.allclose(R.layernorm_equal_std_rewrite(z, g, b, 1e-5), R.layernorm_rows(z, g, b, 1e-5), rtol=1e-12)
+    assert R.right_multiplication_misfit(z, R.layernorm_rows(z, g, b, 1e-5)) < 1e-12
+    z2 = z.copy()
+    z2[0] *= 3.0  # row 0 now has three times the std of the others
+    assert R.right_multiplication_misfit(z2, R.layernorm_rows(z2, g, b, 1e-5)) > 1e-2
+    assert R.skip_zero_value_identity(z).tolist() == z.tolist()
+
+
+def test_empirical_claim_sides():
+    assert R.collapse_order([1.0, 0.1], [1.0, 0.5]) == (0.1, 0.5)
+    lower, upper, layer = R.mlp_slowing(np.array([1.0, 0.5, 1e-12]), np.array([1.0, 0.01, 1.0]))
+    assert (lower, upper, layer) == (0.25, 0.01, 1)
+
+
+# ---------------------------------------------------------------- models
+def test_attention_matches_the_foundation_layer():
+    net = ER.random_network("san", 1, 4, heads=2, head_dim=3, seed=3, qk_scale=2.0)
+    x = np.random.default_rng(0).standard_normal((2, 5, 4))
+    ours = ER.forward(net, x).outputs[-1]
+    ref = dot_product_attention(net.layers[0])(torch.as_tensor(x))
+    assert torch.allclose(ours, ref, rtol=1e-13, atol=1e-14)
+
+
+def test_enclosure_contains_the_forward_pass():
+    for variant in ("san", "san_skip", "san_mlp"):
+        net = ER.random_network(variant, 3, 3, heads=2, head_dim=2, seed=4, qk_scale=2.0)
+        x = np.random.default_rng(5).standard_normal((4, 3))
+        for box, out in zip(enclose(net, x), ER.forward(net, x).outputs):
+            o = out[0].numpy()
+            assert np.all(box.lower <= o) and np.all(o <= box.upper)
+            assert box.rad.max() < 1e-10
+
+
+def test_variants_share_attention_weights_and_collapse_differently():
+    a = ER.random_network("san", 4, 6, heads=2, seed=7)
+    b = ER.random_network("san_skip", 4, 6, heads=2, seed=7)
+    assert all(np.array_equal(u.query, v.query) for u, v in zip(a.layers, b.layers))
+    x = np.random.default_rng(0).standard_normal((8, 6))
+    assert ER.residual_ratios(a, x)[0, -1] < 1e-3 < ER.residual_ratios(b, x)[0, -1]
+
+
+def test_patch_tokens():
+    img = np.arange(16.0).reshape(1, 4, 4)
+    t = ER.image_patch_tokens(img, 2)
+    assert t.shape == (1, 4, 4) and t[0, 0].tolist() == [0.0, 1.0, 4.0, 5.0]
+    d = ER.digits_patch_tokens([0, 5], patch=2)
+    assert d.shape == (2, 16, 4) and 0.0 <= d.min() and d.max() <= 1.0
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: R.optimal_residual_bounds(np.ones((1, 3))), r"lower: expected at least 2 tokens"),
+        (lambda: R.optimal_residual_bounds(np.array([[np.nan, 1.0], [0.0, 1.0]])), r"lower: expected finite"),
+        (lambda: R.optimal_residual_bounds(np.ones((2, 2)), np.zeros((2, 2))), r"upper: expected upper >= lower"),
+        (lambda: R.single_head_collapse_bound([], np.ones((2, 1))), r"layers: expected a non-empty list.*depth"),
+        (lambda: R.single_head_collapse_bound(one_layer(), np.ones((1, 1))), r"x: expected at least 2 tokens"),
+        (lambda: R.single_head_collapse_bound(one_layer(heads=2), np.ones((2, 1))), r"layers: Thm 2.2 is for a single"),
+        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 3))), r"x: expected 1 columns"),
+        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), gamma=-1.0), r"gamma: expected a number > 0"),
+        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), shift="max"), r"shift: expected one of"),
+        (lambda: R.multi_head_collapse_bound(["w"], np.ones((2, 1))), r"layers\[0\]: expected AttentionWeights"),
+        (lambda: R.multi_head_collapse_bound([AttentionWeights.from_arrays(np.ones((2, 1)), np.ones((2, 1)),
+                                                                           np.ones((2, 1)))], np.ones((2, 2))),
+         r"layers\[0\]: output width 1 != token width 2"),
+        (lambda: R.mlp_collapse_bound(one_layer(), [], np.ones((2, 1))), r"mlps: expected a list of 1"),
+        (lambda: R.path_counts(0, 2), r"depth: expected an integer >= 1"),
+        (lambda: R.path_decomposition(np.ones((2, 1)), [], []), r"attention: expected a non-empty list"),
+        (lambda: R.path_decomposition(np.ones((2, 1)), [np.ones((1, 2, 3))], [np.ones((1, 1, 1))]),
+         r"attention\[0\]: expected shape"),
+        (lambda: R.path_decomposition(np.ones((2, 1)), [np.ones((1, 2, 2))], [np.ones((1, 2, 2))]),
+         r"values\[0\]: expected shape"),
+        (lambda: R.composite_product_bound(np.ones((2, 3)), np.ones((2, 3))), r"b: expected 3 rows"),
+        (lambda: R.log_log_slope([1.0, 0.1], [1.0, 0.0]), r"values: expected positive"),
+        (lambda: R.layernorm_rows(np.ones((2, 3)), np.ones(2), np.ones(2), 1e-5), r"gamma: expected shape"),
+        (lambda: R.right_multiplication_misfit(np.ones((3, 2)), np.ones((2, 2))), r"ln_out: expected the shape"),
+        (lambda: R.mlp_slowing([1e-12, 1e-13], [1.0, 1.0]), r"san: every ratio is below the float floor"),
+        (lambda: ER.random_network("resnet", 2, 3), r"variant: expected one of"),
+        (lambda: ER.random_network("san", 0, 3), r"depth: expected an integer >= 1"),
+        (lambda: ER.forward(ER.random_network("san", 1, 3), np.ones((2, 4))), r"x: expected shape"),
+        (lambda: ER.image_patch_tokens(np.ones((1, 5, 4)), 2), r"patch: 2 does not divide"),
+        (lambda: ER.digits_patch_tokens([5000]), r"indices: expected indices in"),
+        (lambda: enclose(ER.random_network("transformer", 1, 3), np.ones((2, 3))), r"net: enclosures cover"),
+    ],
+)
+def test_bad_input_names_argument(call, match):
+    with pytest.raises(BoundInputError, match=match):
+        call()

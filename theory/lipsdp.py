@@ -1,0 +1,384 @@
+r"""LipSDP: semidefinite upper bounds on the Lipschitz constant of feed-forward networks (cvxpy), certified.
+
+Network (column convention, biases irrelevant): :math:`f(x)=W_l\,\phi(W_{l-1}\cdots\phi(W_0x))` with hidden
+widths :math:`n_1..n_l`, :math:`N=\sum_k n_k`, activations slope-restricted on :math:`[\alpha,\beta]`:
+:math:`\alpha\le(\phi(a)-\phi(b))/(a-b)\le\beta`. Optionally a residual block :math:`f(x)=x+W_1\phi(W_0x)`.
+
+LipSDP (Fazlyab et al. 2019, Thm 2): with :math:`z=(x_0,x_1,\dots,x_l)` stacking the input and the hidden
+activations, :math:`A=[\mathrm{blkdiag}(W_0..W_{l-1}),0]`, :math:`B=[0,I_N]`, the output written as
+:math:`y=Cz` and a multiplier :math:`T\succeq0` in the admissible class,
+
+.. math::
+    M(\rho,T)=\begin{bmatrix}A\\B\end{bmatrix}^{\!\top}\!\begin{bmatrix}-2\alpha\beta T&(\alpha+\beta)T\\(\alpha+\beta)T&-2T\end{bmatrix}
+    \!\begin{bmatrix}A\\B\end{bmatrix}+C^\top C-\rho\,E_{00}\preceq0\ \Longrightarrow\ \mathrm{Lip}_2(f)\le\sqrt\rho .
+
+Forms: **Neuron** :math:`T=\mathrm{diag}(\lambda)`, :math:`\lambda\ge0` (one multiplier per neuron); **Layer**
+:math:`T=\mathrm{blkdiag}(\lambda_kI_{n_k})`. The coupled "Network" form is not offered (its soundness for
+repeated nonlinearities is disputed). The matrix is block tridiagonal (plus :math:`C^\top C`), which is how it is
+assembled here; :math:`E_{00}` is the identity on the input block.
+
+Certification: the solver's :math:`(\rho,T)` is re-assembled in float64 with numpy and its largest eigenvalue is
+computed; it must be :math:`\le-\delta`, where :math:`\delta=10\,n\,\varepsilon_{mach}\|\,|M|\,\|_F` dominates the
+rounding error of both the assembly and the eigenvalue solver (:math:`|M|` is the same assembly with absolute
+values). If not, :math:`\rho` is raised by bisection until it is; only :math:`\sqrt{\rho_{cert}}` (rounded up) is
+reported as an upper bound. A solve or certification failure raises :class:`LipSDPError` and never yields a number.
+
+Exact reductions (the bound is unchanged): the first weight :math:`W_0=U\Sigma V^\top` with :math:`m<n` columns is
+replaced by :math:`U\Sigma` (:math:`f(x)=h(V^\top x)` with :math:`V^\top` a co-isometry, and the LMI splits into
+range(V), where it is the reduced LMI, and its complement, where it is :math:`-\rho I`); the last weight enters only
+through :math:`W_l^\top W_l` and is replaced by its :math:`R` factor when it has more rows than columns.
+
+References: Fazlyab, Robey, Hassani, Morari, Pappas, *Efficient and Accurate Estimation of Lipschitz Constants
+for Deep Neural Networks*, NeurIPS 2019; reference implementation ``arobey1/LipSDP`` (MIT).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._validate import BoundInputError, as_real_array, choice, positive_float, positive_int
+from .numerics import round_up, spectral_norm
+from .registry import register
+
+__all__ = [
+    "SLOPES",
+    "slope_bounds",
+    "FeedForward",
+    "LipSDPError",
+    "LipSDPResult",
+    "lipsdp",
+    "lmi_matrix",
+    "naive_product_bound",
+    "reduce_network",
+    "load_mat",
+]
+
+#: slope-restriction intervals [alpha, beta] of supported activations (GELU/SiLU: extrema of the derivative,
+#: at x = ±sqrt(2) and x = ±2.3994, rounded outward)
+SLOPES: dict[str, tuple[float, float]] = {
+    "relu": (0.0, 1.0),
+    "tanh": (0.0, 1.0),
+    "sigmoid": (0.0, 0.25),
+    "gelu": (-0.12891, 1.12891),
+    "silu": (-0.09985, 1.09985),
+    "identity": (1.0, 1.0),
+}
+DEFAULT_SOLVER = "CVXOPT"
+SOLVERS = ("CVXOPT", "CLARABEL", "SCS")
+
+
+class LipSDPError(RuntimeError):
+    """The SDP could not be solved or certified: no bound is returned."""
+
+
+def slope_bounds(activation: str, negative_slope: float = 0.01) -> tuple[float, float]:
+    """``(alpha, beta)`` for an activation name; ``leaky_relu`` uses ``negative_slope`` (in [0, 1])."""
+    if activation == "leaky_relu":
+        a = positive_float("negative_slope", negative_slope, allow_zero=True)
+        if a > 1:
+            raise BoundInputError(f"negative_slope: expected a value in [0, 1], got {a}")
+        return (a, 1.0)
+    if activation not in SLOPES:
+        raise BoundInputError(f"activation: expected one of {sorted([*SLOPES, 'leaky_relu'])}, got {activation!r}")
+    return SLOPES[activation]
+
+
+@dataclass(frozen=True)
+class FeedForward:
+    """Weights ``W_0..W_l`` (each ``(out, in)``, PyTorch's ``nn.Linear.weight`` layout) and the slope interval.
+
+    ``residual=True`` means :math:`f(x)=x+W_1\\phi(W_0x)` (one hidden layer, square input/output).
+    """
+
+    weights: tuple
+    alpha: float
+    beta: float
+    activation: str = "custom"
+    residual: bool = False
+
+    @classmethod
+    def from_weights(cls, weights, activation: str = "relu", *, alpha: float | None = None,
+                     beta: float | None = None, negative_slope: float = 0.01, residual: bool = False) -> "FeedForward":
+        ws = [as_real_array(f"weights[{i}]", w, ndim=2) for i, w in enumerate(weights)]
+        if len(ws) < 2:
+            raise BoundInputError(f"weights: expected at least 2 matrices (one hidden layer), got {len(ws)}")
+        for i in range(1, len(ws)):
+            if ws[i].shape[1] != ws[i - 1].shape[0]:
+                raise BoundInputError(f"weights[{i}]: expected {ws[i - 1].shape[0]} columns to follow weights[{i - 1}] "
+                                      f"{ws[i - 1].shape}, got shape {ws[i].shape}")
+        if alpha is None and beta is None:
+            a, b = slope_bounds(activation, negative_slope)
+        else:
+            if alpha is None or beta is None:
+                raise BoundInputError("alpha: give both alpha and beta, or an activation name")
+            a, b = float(alpha), float(beta)
+            if not (math.isfinite(a) and math.isfinite(b)):
+                raise BoundInputError(f"alpha: expected finite slopes, got alpha={a}, beta={b}")
+            activation = "custom"
+        if a > b:
+            raise BoundInputError(f"alpha: expected alpha <= beta, got alpha={a} > beta={b}")
+        if residual:
+            if len(ws) != 2 or ws[1].shape[0] != ws[0].shape[1]:
+                raise BoundInputError("residual: a residual block needs exactly 2 weights with W_1 W_0 square")
+        return cls(tuple(ws), a, b, activation, residual)
+
+    @property
+    def hidden(self) -> list[int]:
+        return [w.shape[0] for w in self.weights[:-1]]
+
+    @property
+    def activation_lipschitz(self) -> float:
+        return max(abs(self.alpha), abs(self.beta))
+
+
+@dataclass
+class LipSDPResult:
+    """What one LipSDP solve returns. Only ``certified`` is an upper bound."""
+
+    form: str
+    certified: float
+    solver_value: float
+    rho_solver: float
+    rho_certified: float
+    lambda_max: float
+    solver: str
+    status: str
+    solve_seconds: float
+    naive_bound: float
+    lmi_size: int
+    pieces: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def naive_product_bound(net: FeedForward) -> float:
+    r""":math:`\mathrm{Lip}(f)\le\prod_k\|W_k\|_2\cdot\max(|\alpha|,|\beta|)^{l}` (residual: :math:`1+\|W_1\|\|W_0\|L_\phi`)."""
+    lphi = net.activation_lipschitz
+    norms = [spectral_norm(w) for w in net.weights]
+    if net.residual:
+        return round_up(1.0 + norms[0] * norms[1] * lphi)
+    return round_up(float(np.prod(norms)) * lphi ** len(net.hidden))
+
+
+def reduce_network(net: FeedForward) -> FeedForward:
+    """The exact reductions of the module docstring (first weight to its m x m factor, last to its R factor)."""
+    ws = list(net.weights)
+    if net.residual:
+        return net  # the skip term couples input and output: no reduction
+    w0 = ws[0]
+    if w0.shape[0] < w0.shape[1]:
+        u, s, _ = np.linalg.svd(w0, full_matrices=False)
+        ws[0] = u * s
+    wl = ws[-1]
+    if wl.shape[0] > wl.shape[1]:
+        ws[-1] = np.linalg.qr(wl, mode="r")
+    return FeedForward(tuple(ws), net.alpha, net.beta, net.activation, net.residual)
+
+
+def _blocks(net: FeedForward, rho, t_blocks, absolute: bool = False):
+    """Block matrix of M(rho, T) for numpy (float arrays) or cvxpy (expressions) alike."""
+    ws = [np.abs(w) for w in net.weights] if absolute else list(net.weights)
+    a, b = net.alpha, net.beta
+    c1, c2 = (abs(2 * a * b), abs(a + b)) if absolute else (-2 * a * b, a + b)
+    two = 2.0
+    sizes = [ws[0].shape[1], *net.hidden]
+    L = len(net.hidden)
+    blk = [[np.zeros((sizes[i], sizes[j])) for j in range(L + 1)] for i in range(L + 1)]
+    blk[0][0] = -rho * np.eye(sizes[0]) if not absolute else rho * np.eye(sizes[0])
+    for k in range(1, L + 1):
+        t = t_blocks[k - 1]
+        w = ws[k - 1]
+        if c1 != 0:
+            blk[k - 1][k - 1] = blk[k - 1][k - 1] + c1 * (w.T @ t @ w)
+        blk[k][k] = blk[k][k] + (two if absolute else -two) * t
+        if c2 != 0:
+            blk[k - 1][k] = blk[k - 1][k] + c2 * (w.T @ t)
+            blk[k][k - 1] = blk[k][k - 1] + c2 * (t @ w)
+    # output map y = C z
+    if net.residual:
+        n0 = sizes[0]
+        cs = {0: np.eye(n0), 1: ws[1]}
+    else:
+        cs = {L: ws[-1]}
+    for i, ci in cs.items():
+        for j, cj in cs.items():
+            blk[i][j] = blk[i][j] + ci.T @ cj
+    return blk
+
+
+def lmi_matrix(net: FeedForward, rho: float, lambdas, absolute: bool = False) -> np.ndarray:
+    """:math:`M(\\rho,T)` in float64 for a Neuron multiplier vector ``lambdas`` (length N)."""
+    lam = np.asarray(lambdas, dtype=np.float64)
+    splits = np.cumsum(net.hidden)[:-1]
+    ts = [np.diag(np.abs(x) if absolute else x) for x in np.split(lam, splits)]
+    return np.block(_blocks(net, float(rho), ts, absolute))
+
+
+def _certify(net: FeedForward, rho: float, lam: np.ndarray, max_steps: int = 200) -> tuple[float, float]:
+    """Smallest rho' >= rho (found by bisection) with lambda_max(M(rho', T)) <= -delta; returns (rho', lambda_max)."""
+    lam = np.maximum(lam, 0.0)  # the multipliers must be admissible (T >= 0) exactly
+
+    def lam_max(r: float) -> tuple[float, float]:
+        m = lmi_matrix(net, r, lam)
+        delta = 10 * m.shape[0] * np.finfo(float).eps * np.linalg.norm(lmi_matrix(net, r, lam, absolute=True))
+        return float(np.linalg.eigvalsh((m + m.T) / 2)[-1]), delta
+
+    lo = max(float(rho), 0.0)
+    top, delta = lam_max(lo)
+    if top <= -delta:
+        return lo, top
+    hi = max(lo, 1e-300)
+    for _ in range(max_steps):
+        hi = hi * 2 + 1e-12
+        top, delta = lam_max(hi)
+        if top <= -delta:
+            break
+    else:
+        raise LipSDPError("certification failed: no rho makes the LMI negative definite with the solver's multipliers")
+    for _ in range(60):  # bisection between an infeasible lo and a certified hi
+        mid = 0.5 * (lo + hi)
+        t, d = lam_max(mid)
+        if t <= -d:
+            hi, top = mid, t
+        else:
+            lo = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return hi, top
+
+
+def _solve_piece(net: FeedForward, form: str, solver: str, margin: float) -> tuple[float, np.ndarray, str, float]:
+    import cvxpy as cp
+
+    hidden = net.hidden
+    rho = cp.Variable(nonneg=True)
+    if form == "neuron":
+        lams = [cp.Variable(h, nonneg=True) for h in hidden]
+        ts = [cp.diag(x) for x in lams]
+    else:
+        lams = [cp.Variable(nonneg=True) for _ in hidden]
+        ts = [x * np.eye(h) for x, h in zip(lams, hidden)]
+    m = cp.bmat(_blocks(net, rho, ts))
+    size = m.shape[0]
+    scale = max(spectral_norm(w) for w in net.weights) ** 2
+    prob = cp.Problem(cp.Minimize(rho), [m << -margin * scale * np.eye(size)])
+    t0 = time.perf_counter()
+    try:
+        kw = {"eps": 1e-9, "max_iters": 200_000} if solver == "SCS" else {}
+        prob.solve(solver=solver, **kw)
+    except cp.error.SolverError as exc:
+        raise LipSDPError(f"solver {solver} failed: {exc}") from exc
+    seconds = time.perf_counter() - t0
+    if prob.status not in ("optimal", "optimal_inaccurate") or rho.value is None:
+        raise LipSDPError(f"solver {solver} returned status {prob.status!r}: no bound")
+    if form == "neuron":
+        lam = np.concatenate([np.asarray(x.value, dtype=float).ravel() for x in lams])
+    else:
+        lam = np.concatenate([np.full(h, float(x.value)) for x, h in zip(lams, hidden)])
+    return float(rho.value), lam, prob.status, seconds
+
+
+def _split(net: FeedForward, split_size: int) -> list[FeedForward]:
+    """Consecutive sub-networks of ``split_size`` weight matrices (the last may be shorter, >= 2 or a linear map)."""
+    ws = list(net.weights)
+    pieces, i = [], 0
+    while i < len(ws):
+        chunk = ws[i:i + split_size]
+        pieces.append(chunk)
+        i += split_size
+    return [FeedForward(tuple(c), net.alpha, net.beta, net.activation) if len(c) >= 2 else c[0] for c in pieces]
+
+
+@register(
+    "sdp.lipsdp_neuron",
+    kind="upper",
+    latex=r"M(\rho,\mathrm{diag}(\lambda))\preceq0,\ \lambda\ge0\ \Rightarrow\ \mathrm{Lip}_2(f)\le\sqrt\rho",
+    assumptions=("activations slope-restricted on [alpha, beta]", "feed-forward (or one residual block)",
+                 "certified in float64 after the solve"),
+    source="Fazlyab, Robey, Hassani, Morari, Pappas, NeurIPS 2019 (LipSDP-Neuron)",
+    confidence="standard",
+    covers="MLPs; unrolled convolutional nets; a one-hidden-layer residual block",
+)
+def lipsdp(net: FeedForward, form: str = "neuron", *, solver: str | None = None, split_size: int | None = None,
+           reduce: bool = True, margin: float = 1e-9) -> LipSDPResult:
+    r"""Certified LipSDP upper bound (see the module docstring for the LMI, the certification and the reductions).
+
+    ``form``: ``"neuron"`` or ``"layer"``. ``split_size``: solve consecutive sub-networks of that many weight
+    matrices and multiply their bounds by :math:`\max(|\alpha|,|\beta|)` per junction (the activation between them).
+    ``margin``: the SDP asks for :math:`M\preceq-\mathrm{margin}\cdot\max_k\|W_k\|^2 I` so that the certification
+    step rarely has to move :math:`\rho`.
+    """
+    if not isinstance(net, FeedForward):
+        raise BoundInputError(f"net: expected FeedForward (use FeedForward.from_weights), got {type(net).__name__}")
+    choice("form", form, ("neuron", "layer"))
+    solver = (solver or DEFAULT_SOLVER).upper()
+    choice("solver", solver, SOLVERS)
+    margin = positive_float("margin", margin, allow_zero=True)
+    if split_size is not None:
+        split_size = positive_int("split_size", split_size, minimum=2)
+        if net.residual:
+            raise BoundInputError("split_size: a residual block cannot be split")
+    pieces = _split(net, split_size) if split_size else [net]
+    cert, solv, rho_s, rho_c, top, seconds, status, size, info = 1.0, 1.0, [], [], -math.inf, 0.0, "optimal", 0, []
+    for piece in pieces:
+        if isinstance(piece, np.ndarray):  # a lone linear map at the end of a split
+            s = spectral_norm(piece)
+            cert, solv = cert * round_up(s), solv * s
+            info.append({"kind": "linear", "bound": round_up(s)})
+            continue
+        p = reduce_network(piece) if reduce else piece
+        r, lam, st, sec = _solve_piece(p, form, solver, margin)
+        rc, lm = _certify(p, r, lam)
+        cert *= round_up(math.sqrt(rc))
+        solv *= math.sqrt(max(r, 0.0))
+        rho_s.append(r)
+        rho_c.append(rc)
+        top = max(top, lm)
+        seconds += sec
+        size = max(size, sum(p.hidden) + p.weights[0].shape[1])
+        status = st if st != "optimal" else status
+        info.append({"kind": "sdp", "rho_solver": r, "rho_certified": rc, "lambda_max": lm, "seconds": sec,
+                     "lmi_size": sum(p.hidden) + p.weights[0].shape[1]})
+    junctions = len(pieces) - 1
+    cert = round_up(cert * net.activation_lipschitz ** junctions)
+    solv = solv * net.activation_lipschitz ** junctions
+    return LipSDPResult(form, cert, solv, rho_s[0] if len(rho_s) == 1 else float("nan"),
+                        rho_c[0] if len(rho_c) == 1 else float("nan"), top, solver, status, seconds,
+                        naive_product_bound(net), size, info)
+
+
+@register(
+    "sdp.lipsdp_layer",
+    kind="upper",
+    latex=r"M(\rho,\mathrm{blkdiag}(\lambda_kI_{n_k}))\preceq0,\ \lambda\ge0\ \Rightarrow\ \mathrm{Lip}_2(f)\le\sqrt\rho",
+    assumptions=("activations slope-restricted on [alpha, beta]", "feed-forward (or one residual block)",
+                 "certified in float64 after the solve"),
+    source="Fazlyab, Robey, Hassani, Morari, Pappas, NeurIPS 2019 (LipSDP-Layer)",
+    confidence="standard",
+    covers="MLPs; unrolled convolutional nets; a one-hidden-layer residual block",
+)
+def lipsdp_layer(net: FeedForward, **kw) -> LipSDPResult:
+    """:func:`lipsdp` with ``form="layer"`` (one multiplier per layer: cheaper, looser)."""
+    return lipsdp(net, "layer", **kw)
+
+
+def load_mat(path: str | Path) -> list[np.ndarray]:
+    """Weights from a LipSDP ``.mat`` file (a ``weights`` cell array of ``(out, in)`` matrices)."""
+    from scipy.io import loadmat
+
+    p = Path(path)
+    if not p.is_file():
+        raise BoundInputError(f"path: weights file not found: {p}")
+    try:
+        data = loadmat(p)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file
+        raise BoundInputError(f"path: cannot read {p} as a .mat file: {exc}") from exc
+    if "weights" not in data:
+        raise BoundInputError(f"path: {p} has no 'weights' cell array (keys: {[k for k in data if not k.startswith('__')]})")
+    return [np.asarray(w, dtype=np.float64) for w in data["weights"].ravel()]

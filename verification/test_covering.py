@@ -1,0 +1,281 @@
+"""Covering-number bounds vs empirical covering numbers, and the scale invariance of intrinsic-dimension estimators.
+
+Empirical side (:mod:`empirical.compactness`): for a finite sample S' of a set S (a class evaluated on data, or a
+layer's outputs), a greedy packing whose points are pairwise more than 2 eps apart has at most N(eps, S) points
+(no closed eps-ball holds two of them), so ``ln(packing)`` is a **lower** bound on ``ln N(eps, S)``; a greedy eps-net
+is an upper bound on N(eps, S'). Bounds are rounded outward by 1e-10 and counts are exact integers, so the
+comparisons use rtol = 1e-9 and can only fail if a bound is wrong.
+
+* ``covering.ball``: ``ln |greedy eps-net(S)| <= m ln(1 + 2R/eps)`` for S in B_R (the packing form of the volumetric
+  bound; the diameter grid is the extremal 1-D configuration, where the bound is tight to one point).
+* ``covering.lipschitz_image``: on real activations (digits images through a conv layer with its certified
+  spectral norm; digits patch tokens in B_R^n through dot-product attention with ``attention.bounded_dp``):
+  the image of an eps-net of S covers f(S) at L times its covering radius, and a 2L eps-packing of f(S) has no
+  more points than the eps-net of S. Distances are float64 sums of squares (relative error ~1e-15), hence rtol 1e-9.
+* ``covering.bartlett17_matrix`` / ``bartlett17_network`` / ``graf22_conv`` / ``edelman22_attention``: packings
+  of a few hundred class members (random, on the norm boundary, and extreme atoms) evaluated on the data.
+  These bounds are far from tight except in one dimension; the properties catch gross errors only.
+* ``compactness.*_scale_invariant``: the estimate on ``c X Q + t`` equals the estimate on X to 1e-9 relative (the
+  estimators are functions of distance ratios; rotation/scaling perturb distances by ~1e-15 relative).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from empirical.attention import dot_product_attention
+from empirical.compactness import covering_bracket, covering_radius, greedy_net
+from empirical.lipschitz import conv_operator
+from theory import attention as A
+from theory import compactness as K
+from theory import convolution as C
+from theory import covering as CV
+from theory.numerics import round_up
+
+from .cases import Case
+from .corpus import replay
+from .strategies import log_uniform, seeds
+from .strategies_convex import (ball_cases, conv_class_cases, head_class_cases, matrix_class_cases,
+                                network_class_cases, point_clouds)
+
+RTOL = 1e-9
+SAMPLES = 300
+
+
+def _log(count: int) -> float:
+    return math.log(count) if count > 0 else 0.0
+
+
+def _packing_log(points: np.ndarray, eps: float, metric: str = "euclidean") -> float:
+    """``ln`` of a greedy 2 eps-packing: a lower bound on ln N(eps, set)."""
+    return _log(covering_bracket(points, eps, metric).lower)
+
+
+@replay("covering.ball")
+@given(case=ball_cases())
+def test_ball(ledger, case):
+    net = greedy_net(case["points"], case["eps"])
+    bound = CV.ball_log_covering(case["radius"], case["eps"], case["dim"])
+    ledger.check_upper("covering.ball", _log(net.size), bound, case, rtol=RTOL)
+
+
+# --------------------------------------------------------------------------- Lipschitz image on activations
+def _digits() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    return load_digits().images / 16.0
+
+
+@st.composite
+def image_layer_cases(draw):
+    """Digits images through a conv layer (kernel drawn) or their patch tokens through attention (weights drawn)."""
+    layer = draw(st.sampled_from(("conv", "attention")))
+    seed = draw(seeds)
+    count = draw(st.integers(20, 120))
+    quantile = draw(st.floats(0.05, 0.95))
+    scale = draw(log_uniform(0.2, 5.0))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(1797, size=count, replace=False)
+    cfg = {"layer": layer, "seed": seed, "count": count, "quantile": quantile, "scale": scale}
+    if layer == "conv":
+        co, k = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        cfg["padding"] = draw(st.sampled_from(("circular", "zeros")))
+        return Case(cfg, {"kernel": rng.standard_normal((co, 1, k, k)) * scale / k, "indices": idx})
+    d, dk, n_tok = 4, int(rng.integers(1, 4)), 4
+    cfg.update({"radius": 1.0, "n_tokens": n_tok})
+    arrays = {"query": rng.standard_normal((1, d, dk)) * scale / 2, "key": rng.standard_normal((1, d, dk)) * scale / 2,
+              "value": rng.standard_normal((1, d, dk)) / 2, "output": rng.standard_normal((1, dk, d)) / 2,
+              "indices": idx}
+    return Case(cfg, arrays)
+
+
+def _layer(case):
+    """(inputs S as flat rows, f on flat rows, certified L) for a Lipschitz-image case."""
+    img = _digits()[case["indices"]]
+    if case["layer"] == "conv":
+        k = case["kernel"]
+        op = conv_operator(k, 8, case["padding"])
+        lip = (C.zero_padded_upper_bound(k, 8, "same") if case["padding"] == "zeros"
+               else C.circular_spectral_norm(k, 8))
+        lip = lip if case["padding"] == "zeros" else round_up(lip)
+        x = img.reshape(len(img), -1)
+        f = lambda z: op(torch.as_tensor(z).reshape(-1, 1, 8, 8)).reshape(len(z), -1).numpy()  # noqa: E731
+        return x, f, lip
+    w = A.AttentionWeights.from_arrays(case["query"], case["key"], case["value"], case["output"])
+    # four 4x4 quadrant patches per image, 16 pixels pooled to 4 features; tokens scaled into the unit ball
+    quad = img.reshape(len(img), 2, 4, 2, 4).transpose(0, 1, 3, 2, 4).reshape(len(img), 4, 4, 4).mean(axis=3)
+    tokens = quad / max(float(np.linalg.norm(quad, axis=2).max()), 1e-12) * case["radius"]
+    att = dot_product_attention(w)
+    f = lambda z: att(torch.as_tensor(z).reshape(-1, 4, 4)).reshape(len(z), -1).numpy()  # noqa: E731
+    return tokens.reshape(len(img), -1), f, A.bounded_dot_product_bound(w, case["n_tokens"], case["radius"])
+
+
+@replay("covering.lipschitz_image")
+@given(case=image_layer_cases())
+def test_lipschitz_image_on_activations(ledger, case):
+    x, f, lip = _layer(case)
+    dist = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    positive = dist[dist > 0]
+    if positive.size == 0:
+        return
+    eps = float(np.quantile(positive, case["quantile"]))
+    net = greedy_net(x, eps)
+    fx = f(x)
+    # the image of the net covers f(S) at L times the net's covering radius
+    r_in = covering_radius(x, x[net])
+    ledger.check_upper("covering.lipschitz_image", covering_radius(fx, fx[net]), round_up(lip * r_in), case,
+                       rtol=RTOL, check="radius", lipschitz=lip)
+    # N(L eps, f(S)) >= (2 L eps-packing of f(S)) must not exceed the eps-net of S
+    image = CV.lipschitz_image(_log(net.size), eps, lip)
+    if image.scale > 0:
+        ledger.check_upper("covering.lipschitz_image", _packing_log(fx, image.scale), image.log_n, case, rtol=RTOL,
+                           check="count", lipschitz=lip)
+
+
+# --------------------------------------------------------------------------- class covering bounds
+def _ball_sample(rng, shape, norm, budget: float, count: int) -> list[np.ndarray]:
+    """``count`` arrays with ``norm(A) <= budget``: random directions at random radii, half on the boundary."""
+    out = []
+    for i in range(count):
+        a = rng.standard_normal(shape)
+        size = norm(a)
+        if size > 0:
+            radius = 1.0 if i % 2 else rng.random() ** (1.0 / a.size)
+            out.append(a * (budget * radius / size) * (1 - 1e-12))
+    return out
+
+
+@replay("covering.bartlett17_matrix")
+@given(case=matrix_class_cases())
+def test_bartlett17_matrix(ledger, case):
+    x, m, p, s, a = case["data"], case["m"], case["p"], case["s"], case["a"]
+    d = x.shape[1]
+    q = math.inf if p == 1 else p / (p - 1)
+    rng = np.random.default_rng(case["seed"])
+    members = _ball_sample(rng, (d, m), lambda z: CV.norm_pq(z, q, s), a, SAMPLES)
+    for i in range(d):  # extreme points of the (q, s) ball: scaled signed atoms
+        for j in range(m):
+            for sign in (-1.0, 1.0):
+                atom = np.zeros((d, m))
+                atom[i, j] = sign * a * (1 - 1e-12)
+                members.append(atom)
+    outputs = np.stack([(x @ am).ravel() for am in members])
+    r = math.inf if s == 1 else s / (s - 1)
+    radius = a * float(np.linalg.norm(x.ravel(), ord=p)) * (m ** (1 / r) if math.isfinite(r) else 1.0)
+    eps = case["frac"] * max(radius, 1e-12)
+    bound = CV.bartlett17_matrix(x, a, eps, m, p=p, s=s)
+    ledger.check_upper("covering.bartlett17_matrix", _packing_log(outputs, eps), bound, case, rtol=RTOL)
+
+
+def _relu_net(weights, x):
+    h = x.T
+    for i, w in enumerate(weights):
+        h = w @ h
+        if i < len(weights) - 1:
+            h = np.maximum(h, 0.0)
+    return h.T
+
+
+@replay("covering.bartlett17_network")
+@given(case=network_class_cases())
+def test_bartlett17_network(ledger, case):
+    base = [case[f"w{i}"] for i in range(case["depth"])]
+    spectral, l21 = CV.network_norms(base)
+    spectral = [max(v, 1e-12) for v in spectral]
+    rng = np.random.default_rng(case["seed"])
+    members = [base, [-w for w in base]]
+    for k in range(SAMPLES):
+        net = []
+        for w, sv, b1 in zip(base, spectral, l21):
+            a = rng.standard_normal(w.shape)
+            sa, ba = CV.network_norms([a])
+            factor = min(sv / max(sa[0], 1e-300), b1 / max(ba[0], 1e-300)) * (1.0 if k % 2 else rng.random())
+            net.append(a * factor * (1 - 1e-12))
+        members.append(net)
+    x = case["data"]
+    outputs = np.stack([_relu_net(net, x).ravel() for net in members])
+    radius = float(np.linalg.norm(x)) * float(np.prod(spectral))
+    eps = case["frac"] * max(radius, 1e-12)
+    bound = CV.bartlett17_network(x, spectral, l21, eps, width=max(case["widths"]))
+    assert CV.bartlett17_network(x, spectral, l21, eps, width=max(case["widths"]), ceil=True) >= bound * (1 - 1e-12)
+    ledger.check_upper("covering.bartlett17_network", _packing_log(outputs, eps), bound, case, rtol=RTOL)
+
+
+@replay("covering.graf22_conv")
+@given(case=conv_class_cases())
+def test_graf22_conv(ledger, case):
+    x, b = case["data"], case["b"]
+    shape = (case["c_out"], x.shape[1], case["k"], case["k"])
+    rng = np.random.default_rng(case["seed"])
+    kernels = _ball_sample(rng, shape, CV.conv_l21_norm, b, SAMPLES)
+    for o in range(shape[0]):  # extreme points: one tap of one filter, all mass on one input direction
+        for u in range(case["k"] ** 2):
+            kern = np.zeros(shape)
+            kern[o, :, u // case["k"], u % case["k"]] = rng.standard_normal(shape[1])
+            kernels.append(kern * b / CV.conv_l21_norm(kern) * (1 - 1e-12))
+    xt = torch.as_tensor(x)
+    outputs = np.stack([conv_operator(k, x.shape[2], case["padding"], case["stride"])(xt).numpy().ravel()
+                        for k in kernels])
+    eps = case["frac"] * max(b * float(np.linalg.norm(x)), 1e-12)
+    bound = CV.graf22_conv(x, b, eps, shape)
+    ledger.check_upper("covering.graf22_conv", _packing_log(outputs, eps), bound, case, rtol=RTOL)
+
+
+def _head_outputs(x, w, v, qk) -> np.ndarray:
+    """f(X) = w^T relu(V^T X^T softmax(X W_QK x_1)) for each sequence (query = first token)."""
+    logits = np.einsum("mtd,de,me->mt", x, qk, x[:, 0])
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    pooled = np.einsum("mt,mtd->md", p, x)
+    return np.maximum(pooled @ v, 0.0) @ w
+
+
+@replay("covering.edelman22_attention")
+@given(case=head_class_cases())
+def test_edelman22_attention(ledger, case):
+    x = case["data"]
+    d = x.shape[2]
+    rng = np.random.default_rng(case["seed"])
+    outputs = []
+    for k in range(SAMPLES):
+        w = rng.standard_normal(d)
+        w *= case["b_w"] / max(np.linalg.norm(w), 1e-300)
+        v = rng.standard_normal((d, d))
+        v *= min(case["b_v"] / max(np.linalg.norm(v, 2), 1e-300), case["b_v21"] / max(CV.norm_pq(v, 2, 1), 1e-300))
+        qk = rng.standard_normal((d, d))
+        qk *= case["b_qk21"] / max(CV.norm_pq(qk, 2, 1), 1e-300) * (1.0 if k % 2 else rng.random())
+        outputs.append(_head_outputs(x, w, v * (1 - 1e-12), qk))
+    outputs = np.stack(outputs)
+    radius = case["b_w"] * case["b_v"] * float(np.linalg.norm(x, axis=2).max())
+    eps = case["frac"] * max(radius, 1e-12)
+    bound = CV.edelman22_attention(x, eps, b_w=case["b_w"], b_v=case["b_v"], b_v21=case["b_v21"],
+                                   b_qk21=case["b_qk21"])
+    ledger.check_upper("covering.edelman22_attention", _packing_log(outputs, eps, "chebyshev"), bound, case,
+                       rtol=RTOL)
+
+
+# --------------------------------------------------------------------------- intrinsic dimension
+def _transformed(case) -> np.ndarray:
+    return case["scale"] * case["points"] @ case["rotation"] + case["shift"]
+
+
+@replay("compactness.twonn_scale_invariant")
+@given(case=point_clouds())
+def test_twonn_scale_invariant(ledger, case):
+    ledger.check_exact("compactness.twonn_scale_invariant", K.twonn_dimension(_transformed(case)),
+                       K.twonn_dimension(case["points"]), case, rtol=RTOL)
+
+
+@replay("compactness.mle_scale_invariant")
+@given(case=point_clouds(min_points=12))
+def test_mle_scale_invariant(ledger, case):
+    k = min(10, case["n"] - 1)
+    for average in ("mean", "inverse"):
+        ledger.check_exact("compactness.mle_scale_invariant",
+                           K.levina_bickel_dimension(_transformed(case), k, average),
+                           K.levina_bickel_dimension(case["points"], k, average), case, rtol=RTOL, average=average)
