@@ -45,7 +45,7 @@ def cmd_bounds(args) -> int:
 
 # --------------------------------------------------------------------------- verify / demo
 def run_verification(profile: str, json_path: Path, select: str | None = None, corpus: str | None = None,
-                     seed: int | None = None) -> int:
+                     seed: int | None = None, quiet: bool = False) -> int:
     """Run the verification suite (pytest) in a subprocess; returns pytest's exit status."""
     import verification
 
@@ -60,6 +60,8 @@ def run_verification(profile: str, json_path: Path, select: str | None = None, c
     env["BOUNDLAB_PROFILE"] = profile
     if corpus:
         env["BOUNDLAB_CORPUS"] = str(corpus)
+    if quiet:
+        return subprocess.call(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     console.print(f"[bold]boundlab verify[/]: profile {profile}, results -> {json_path}")
     return subprocess.call(cmd, env=env)
 
@@ -84,7 +86,64 @@ def print_summary(json_path: Path) -> bool:
     return ok
 
 
+def campaign_unit(profile: str, seed: int, out_dir: str, select: str | None, corpus: str | None) -> dict:
+    """One unit of a falsification campaign: the suite under one Hypothesis seed (idempotent: a finished unit is
+    skipped by the executor). Writes ``OUT_DIR/verify.json`` and commits ``OUT_DIR/unit.json``."""
+    from .executor import commit_result
+
+    out = Path(out_dir) / "verify.json"
+    status = run_verification(profile, out, select, corpus, seed, quiet=True)
+    doc = read_json(out) if out.is_file() else {"properties": []}
+    unexpected = [p["bound"] for p in doc["properties"] if p["falsified"] != (p["expect"] == "falsified")]
+    summary = {"profile": profile, "seed": seed, "pytest_status": status, "verify": str(out),
+               "properties": len(doc["properties"]), "unexpected": unexpected}
+    commit_result(Path(out_dir) / "unit.json", {**metadata_block({"profile": profile, "select": select}, seed),
+                                                **summary})
+    return summary
+
+
+def cmd_campaign(args) -> int:
+    """``verify --campaign``: the suite under many seeds, in process or on Dask; one folder per seed."""
+    from .executor import Unit, make_executor, unit_key
+
+    try:
+        seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    except ValueError:
+        raise CliError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+    if not seeds:
+        raise CliError("--seeds: expected at least one seed")
+    if args.profile == "ci":
+        raise CliError("--profile: the ci profile is derandomized (seeds change nothing); use campaign or thorough")
+    root = Path(args.out) / "campaign"
+    units = []
+    for seed in seeds:
+        cfg = {"profile": args.profile, "seed": seed, "select": args.select}
+        key = unit_key(f"{args.profile}-s{seed}", cfg)
+        folder = root / key
+        units.append(Unit(key, campaign_unit, {"profile": args.profile, "seed": seed, "out_dir": str(folder.resolve()),
+                                                "select": args.select, "corpus": args.corpus},
+                          str(folder / "unit.json")))
+    try:
+        executor = make_executor(args.scheduler, args.workers)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    with executor:
+        executor.run(units)
+    table = Table(title=f"falsification campaign ({args.profile}, {len(seeds)} seeds) -> {root}")
+    for col in ("seed", "properties", "unexpected", "verify.json"):
+        table.add_column(col, overflow="fold")
+    bad = 0
+    for u in units:
+        doc = read_json(u.result_path)
+        bad += bool(doc["unexpected"])
+        table.add_row(str(doc["seed"]), str(doc["properties"]), ", ".join(doc["unexpected"]) or "-", doc["verify"])
+    console.print(table)
+    return 1 if bad else 0
+
+
 def cmd_verify(args) -> int:
+    if getattr(args, "campaign", False):
+        return cmd_campaign(args)
     out = Path(args.json) if args.json else Path(args.out) / "verify.json"
     status = run_verification(args.profile, out, args.select, args.corpus, args.seed)
     if not out.is_file():
@@ -226,10 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--out", default="boundlab-results", help="results folder (default: %(default)s)")
         s.add_argument("--corpus", default=None, help="counterexample corpus folder (default: the shipped one)")
         if name == "verify":
-            s.add_argument("--profile", choices=("ci", "thorough"), default="ci")
+            s.add_argument("--profile", choices=("ci", "campaign", "thorough"), default="ci",
+                           help="ci: derandomized, fast; campaign: 100 examples per property, seeded; thorough: 1000")
             s.add_argument("--json", default=None, help="summary path (default: OUT/verify.json)")
             s.add_argument("-k", "--select", default=None, help="pytest -k expression to run a subset")
             s.add_argument("--seed", type=int, default=None, help="Hypothesis seed (thorough profile)")
+            s.add_argument("--campaign", action="store_true",
+                           help="run the suite once per seed in --seeds (OUT/campaign/<profile>-s<seed>-<hash>/)")
+            s.add_argument("--seeds", default="0,1,2", help="campaign seeds, comma-separated (default: %(default)s)")
+            s.add_argument("--workers", type=_positive_int, default=None,
+                           help="campaign on a local Dask cluster of N worker processes")
+            s.add_argument("--scheduler", default=None,
+                           help="campaign on an existing Dask cluster, e.g. tcp://HOST:8786")
         s.set_defaults(func=fn)
 
     s = sub.add_parser("bounds", help="list every registered bound")

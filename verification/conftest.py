@@ -20,6 +20,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
+    "campaign",  # many seeds of a mid-sized search: `boundlab verify --campaign --profile campaign --seeds 0,1,2`
+    max_examples=100,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
     "thorough",
     max_examples=1000,
     deadline=None,

@@ -1,0 +1,198 @@
+"""Executors: run idempotent units of work in process, on a local Dask cluster, or on an existing Dask scheduler.
+
+A :class:`Unit` is one piece of a sweep (one model x seed of an experiment, one seed of a falsification campaign):
+a module-level function, its keyword arguments, and the path of the JSON result file it produces. The contract
+that makes sweeps resumable and safe to run anywhere:
+
+* **idempotent**: running a unit twice gives the same result file (every random draw is seeded from the config);
+* **atomic, exactly-once commit**: the result is written to a temporary file and published with
+  :func:`commit_result`, which uses ``link(2)`` so that the *first* finisher creates the file and any later finisher
+  (a task re-run after its worker was killed at the wrong moment) sees that it exists and does not overwrite it;
+* **finished means finished**: only a file published by :func:`commit_result` with ``"status": "finished"`` counts;
+  half-written temporaries are ignored, so a killed worker loses only its own unit;
+* **resume**: :meth:`Executor.run` skips units whose result file is already finished and returns the stored result.
+
+Results land in the same files, in the same format, whichever executor ran them. ``InProcess`` is the default;
+``DaskExecutor(workers=N)`` starts a ``LocalCluster`` of N worker processes on loopback; ``DaskExecutor(scheduler=
+"tcp://HOST:PORT")`` uses an existing cluster (its workers must have boundlab installed and see the output folder
+at the same path, e.g. a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .results import dumps
+
+__all__ = ["Unit", "unit_key", "commit_result", "read_finished", "Executor", "InProcess", "DaskExecutor",
+           "make_executor"]
+
+
+def unit_key(prefix: str, config: dict) -> str:
+    """``prefix-<hash8>``: the first 8 hex digits of the sha256 of the canonical JSON of ``config``."""
+    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def commit_result(path: str | os.PathLike, doc: dict) -> bool:
+    """Publish ``doc`` (with ``status: finished``) at ``path`` exactly once; returns False if it already existed.
+
+    The document is written and fsync-ed to a temporary file in the same folder, then hard-linked to ``path``:
+    ``link`` fails if ``path`` exists, so concurrent or repeated finishers cannot overwrite a published result.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    doc = {**doc, "status": "finished"}
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(dumps(doc))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def read_finished(path: str | os.PathLike) -> dict | None:
+    """The result at ``path`` if it is a finished result file, else ``None`` (missing, partial or unreadable)."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("status") == "finished" else None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: ``fn(**kwargs)`` must write ``result_path`` through :func:`commit_result` and return a
+    small JSON-able summary. ``fn`` must be importable by name (a module-level function) for Dask to ship it."""
+
+    key: str
+    fn: Callable[..., Any]
+    kwargs: dict = field(default_factory=dict)
+    result_path: str = ""
+
+
+class Executor:
+    """Runs units; subclasses implement :meth:`_run_pending`. Finished units are skipped (resume)."""
+
+    name = "executor"
+
+    def run(self, units: Iterable[Unit], *, progress: bool = True) -> dict[str, Any]:
+        units = list(units)
+        keys = [u.key for u in units]
+        if len(set(keys)) != len(keys):
+            raise ValueError("units: keys must be unique (each is a hash of its config)")
+        done: dict[str, Any] = {}
+        pending = []
+        for u in units:
+            stored = read_finished(u.result_path) if u.result_path else None
+            if stored is not None:
+                done[u.key] = {"skipped": True, "result_path": u.result_path}
+            else:
+                pending.append(u)
+        done.update(self._run_pending(pending, progress))
+        return {k: done[k] for k in keys}
+
+    def _run_pending(self, units: list[Unit], progress: bool) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (a local cluster)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _progress(total: int, label: str, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   disable=not enabled, transient=False)
+    return bar, bar.add_task(label, total=total)
+
+
+class InProcess(Executor):
+    """Runs the units one after another in this process (the default)."""
+
+    name = "in-process"
+
+    def _run_pending(self, units, progress):
+        out = {}
+        bar, task = _progress(len(units), "units (in process)", progress and bool(units))
+        with bar:
+            for u in units:
+                out[u.key] = u.fn(**u.kwargs)
+                bar.advance(task)
+        return out
+
+
+class DaskExecutor(Executor):
+    """Runs the units on Dask distributed: an existing scheduler (``scheduler="tcp://HOST:PORT"``) or a
+    ``LocalCluster`` of ``workers`` single-threaded worker processes on loopback. Tasks whose worker dies are
+    rescheduled by Dask (``retries`` more times for errors raised by the unit itself)."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None, retries: int = 1):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - dask is a dependency
+            raise RuntimeError("dask distributed is not installed: pip install 'dask[distributed]'") from exc
+        if (scheduler is None) == (workers is None):
+            raise ValueError("scheduler: give either a scheduler address or a number of local workers")
+        self.retries = retries
+        self._cluster = None
+        if scheduler is not None:
+            if not str(scheduler).startswith(("tcp://", "tls://", "inproc://")):
+                raise ValueError(f"scheduler: expected an address like tcp://HOST:PORT, got {scheduler!r}")
+            self.client = Client(scheduler, timeout="30s")
+        else:
+            if int(workers) < 1:
+                raise ValueError(f"workers: expected an integer >= 1, got {workers}")
+            self._cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                                         host="127.0.0.1", dashboard_address=None)
+            self.client = Client(self._cluster)
+        self.address = self.client.scheduler.address
+
+    def _run_pending(self, units, progress):
+        from distributed import as_completed
+
+        if not units:
+            return {}
+        futures = {self.client.submit(u.fn, **u.kwargs, key=f"boundlab-{u.key}", pure=False, retries=self.retries): u
+                   for u in units}
+        out = {}
+        bar, task = _progress(len(units), f"units (dask {self.address})", progress)
+        with bar:
+            for fut in as_completed(futures):
+                out[futures[fut].key] = fut.result()
+                bar.advance(task)
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(scheduler: str | None = None, workers: int | None = None) -> Executor:
+    """``InProcess()`` unless a scheduler address or a number of local workers is given."""
+    if scheduler is None and workers is None:
+        return InProcess()
+    return DaskExecutor(scheduler=scheduler, workers=workers)
