@@ -1,0 +1,83 @@
+"""``boundlab experiment topolip``: train Attn / Conv / ViT / ResNet-18, probe them, attack them, and give a verdict
+on every TopoLip seed claim (wraps :func:`empirical.topolip_experiment.run_experiment`).
+
+Writes ``OUT/topolip/<unit>/result.json`` per (model, seed) and ``OUT/topolip/verdicts.json`` (docs/results.md).
+"""
+
+from __future__ import annotations
+
+from ..cli import CliError, _positive_int, console
+
+MODEL_NAMES = ("attn", "conv", "vit", "resnet")
+
+
+def _models(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in MODEL_NAMES]
+    if bad or not names:
+        raise CliError(f"--models: unknown model(s) {bad or [text]} (choose from {', '.join(MODEL_NAMES)})")
+    return names
+
+
+def _seeds(values: list[str]) -> tuple[int, ...]:
+    out = []
+    for v in values:
+        for part in v.split(","):
+            if part.strip():
+                try:
+                    out.append(int(part))
+                except ValueError:
+                    raise CliError(f"--seeds: expected integers, got {part!r}") from None
+    if not out:
+        raise CliError("--seeds: expected at least one seed")
+    return tuple(dict.fromkeys(out))
+
+
+def print_verdicts(claims: list[dict]) -> None:
+    from rich.table import Table
+
+    colour = {"supported": "green", "contradicted": "red", "inconclusive": "yellow"}
+    table = Table(title="TopoLip seed claims")
+    for col in ("claim", "verdict", "detail"):
+        table.add_column(col, overflow="fold")
+    for c in claims:
+        table.add_row(c["id"], f"[{colour[c['verdict']]}]{c['verdict']}[/]", c["detail"])
+    console.print(table)
+
+
+def cmd_experiment_topolip(args) -> int:
+    from empirical.robustness import RobustnessConfig
+    from empirical.topolip_experiment import ExperimentConfig, run_experiment
+
+    eps = tuple(float(e) / 255 for e in args.eps.split(",")) if args.eps else RobustnessConfig().eps
+    probe_epochs = tuple(int(e) for e in args.probe_epochs.split(",")) if args.probe_epochs else None
+    cfg = ExperimentConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
+                           max_train=args.max_train, models=_models(args.models), scale=args.scale,
+                           epochs=args.epochs, probe_epochs=probe_epochs, probe=args.probe, seeds=_seeds(args.seeds),
+                           robustness=RobustnessConfig(eps=eps, pgd_steps=args.pgd_steps))
+    res = run_experiment(cfg, args.out, resume=args.resume, device=args.device, console=console)
+    print_verdicts(res["verdicts"])
+    console.print(f"verdicts -> {res['path']}")
+    return 0
+
+
+def register(subparsers) -> None:
+    s = subparsers.add_parser("experiment", help="experiments (TopoLip: Attn/Conv/ViT/ResNet, verdicts)")
+    sub = s.add_subparsers(dest="experiment", required=True)
+    t = sub.add_parser("topolip", help="train, probe and attack the four models; verdict table over the claims")
+    t.add_argument("--dataset", choices=("digits", "cifar10"), default="digits")
+    t.add_argument("--data-dir", default=None, help="folder with the CIFAR-10 python batches (no download)")
+    t.add_argument("--models", default="attn,conv,vit,resnet", help="comma-separated subset of attn,conv,vit,resnet")
+    t.add_argument("--epochs", type=lambda v: _positive_int(v) if v != "0" else 0, default=5)
+    t.add_argument("--probe", type=_positive_int, default=200, help="probe images from the test split")
+    t.add_argument("--seeds", nargs="+", default=["0", "1"], help="seeds, e.g. 0 1 2 or 0,1,2")
+    t.add_argument("--scale", choices=("tiny", "small", "paper"), default="small", help="model widths/depths")
+    t.add_argument("--image-size", type=_positive_int, default=16, help="digits: resize 8x8 to this size")
+    t.add_argument("--max-train", type=_positive_int, default=None, help="cifar10: first N training images")
+    t.add_argument("--probe-epochs", default=None, help="comma list (default 0,1,5,25 below --epochs, and final)")
+    t.add_argument("--eps", default=None, help="attack budgets in 1/255 units, comma list (default 1,2,4,8)")
+    t.add_argument("--pgd-steps", type=_positive_int, default=10)
+    t.add_argument("--out", default="boundlab-results")
+    t.add_argument("--resume", action="store_true", help="continue killed units from their last checkpoint")
+    t.add_argument("--device", default=None, help="cpu (default) or cuda")
+    t.set_defaults(func=cmd_experiment_topolip)
