@@ -19,6 +19,10 @@ PLANTED = {
         "source": "planted: dot-product attention globally Lipschitz (contradicts Kim et al. 2021, Thm 3.1)",
         "latex": r"\mathrm{Lip}(\mathrm{MHA})\le\sum_h\|V_hO_h\|_2\|Q_hK_h^\top\|_2/\sqrt{d_k}",
     },
+    "planted.lipsdp_shrunk": {
+        "source": "planted: the certified LipSDP-Neuron bound times 0.9",
+        "latex": r"\mathrm{Lip}_2(f)\le0.9\sqrt{\rho^\star_{\mathrm{Neuron}}}",
+    },
     "planted.circular_exact_shrunk": {
         "source": "planted: the exact circular value times (1 - 1e-3)",
         "latex": r"\|T_W\|_2\le(1-10^{-3})\max_\omega\sigma_{\max}(\hat W(\omega))",
@@ -38,3 +42,10 @@ def dp_global_lipschitz(weights: AttentionWeights) -> float:
 
 def circular_exact_shrunk(kernel, input_size) -> float:
     return circular_spectral_norm(kernel, input_size) * (1 - 1e-3)
+
+
+def lipsdp_shrunk(net) -> float:
+    """A false "SDP" bound: 0.9 x the certified LipSDP-Neuron value (tight nets, e.g. width-1 layers, break it)."""
+    from theory.lipsdp import lipsdp
+
+    return 0.9 * lipsdp(net, "neuron").certified

@@ -17,8 +17,9 @@ from theory.convolution import circular_spectral_norm
 
 from . import corpus
 from .ledger import BoundViolation
-from .planted import PLANTED, circular_exact_shrunk, conv_no_k_factor, dp_global_lipschitz
+from .planted import PLANTED, circular_exact_shrunk, conv_no_k_factor, dp_global_lipschitz, lipsdp_shrunk
 from .strategies import attention_cases, conv_cases, weights_of
+from .strategies_lipsdp import mlp_cases, net_of
 
 
 def _conv_truth(case) -> float:
@@ -32,7 +33,19 @@ def _dp_search(case) -> float:
     return res.lower_bound
 
 
+def _mlp_search(case) -> float:
+    from empirical.mlp import feedforward_function
+
+    f = feedforward_function(net_of(case))
+    return global_lipschitz_lower_bound(lambda x: f(x.flatten(1)).unsqueeze(1), (1, case["widths"][0]),
+                                        case["radius"], seed=case["seed"] % 2**31, restarts=4, steps=6).lower_bound
+
+
 CHECKS = {
+    "planted.lipsdp_shrunk": (
+        mlp_cases(),
+        lambda c: (_mlp_search(c), lipsdp_shrunk(net_of(c))),
+    ),
     "planted.conv_no_k_factor": (
         conv_cases(paddings=("circular",), strides=(1,)),
         lambda c: (_conv_truth(c), conv_no_k_factor(c["kernel"])),

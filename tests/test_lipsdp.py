@@ -1,0 +1,276 @@
+"""LipSDP (theory/lipsdp.py), its torch models (empirical/mlp.py), the attention SDP and the ``lipsdp`` command.
+
+Published reference values are the LipSDP README's (tests/data/lipsdp/README.md), the only hard-coded numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from boundlab.cli import main
+from empirical.attention import dot_product_attention
+from empirical.lipschitz import global_lipschitz_lower_bound
+from empirical.mlp import conv_net, feedforward_function, load_torch_mlp, mlp_from_weights, weights_from_sequential
+from theory import lipsdp as L
+from theory._validate import BoundInputError
+from theory.attention import AttentionWeights
+from theory.attention_sdp import attention_sdp_details, bilinear_sup_bound, psi_max, variance_cap
+
+DATA = Path(__file__).resolve().parent / "data" / "lipsdp"
+PUBLISHED = {"layer": 39.839, "neuron": 36.482, "neuron_split2": 37.668}
+
+
+@pytest.fixture(scope="module")
+def random_net():
+    return L.FeedForward.from_weights(L.load_mat(DATA / "random_weights.mat"), "relu")
+
+
+def _lower(net, radius=3.0, seed=0) -> float:
+    f = feedforward_function(net)
+    n0 = net.weights[0].shape[1]
+    return global_lipschitz_lower_bound(lambda x: f(x.flatten(1)).unsqueeze(1), (1, n0), radius, seed=seed,
+                                        restarts=6, steps=15).lower_bound
+
+
+def test_reference_values(random_net):
+    # wrong code caught: any change to the LMI blocks, the split product or the Layer multiplier structure
+    assert [w.shape for w in random_net.weights] == [(10, 2), (30, 10), (20, 30), (2, 20)]
+    for key, res in (("neuron", L.lipsdp(random_net, "neuron")), ("layer", L.lipsdp(random_net, "layer")),
+                     ("neuron_split2", L.lipsdp(random_net, "neuron", split_size=2))):
+        assert abs(res.certified / PUBLISHED[key] - 1) < 1e-3, (key, res.certified)
+        assert res.certified >= res.solver_value
+        assert res.lambda_max <= 0
+
+
+def test_mnist_both_forms_and_ordering():
+    # wrong code caught: the SVD reduction changing the bound, Neuron looser than Layer, or above the product
+    net = L.FeedForward.from_weights(L.load_mat(DATA / "mnist_weights.mat"), "relu")
+    assert net.hidden == [50]  # one hidden layer (the reference implementation crashes here)
+    neuron, layer = L.lipsdp(net, "neuron"), L.lipsdp(net, "layer")
+    assert neuron.lmi_size == 100  # 784 inputs reduced to the 50 x 50 factor
+    assert neuron.certified <= layer.certified * (1 + 1e-6) <= neuron.naive_bound * (1 + 2e-6)
+    x = torch.randn(784, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert neuron.certified >= float(torch.linalg.matrix_norm(torch.func.jacrev(feedforward_function(net))(x), 2))
+
+
+def test_reduction_is_exact():
+    # wrong code caught: reducing W_0 by U only (dropping Sigma) or the last layer by Q instead of R
+    rng = np.random.default_rng(3)
+    net = L.FeedForward.from_weights([rng.standard_normal((3, 9)), rng.standard_normal((4, 3)),
+                                      rng.standard_normal((7, 4))], "tanh")
+    red, full = L.lipsdp(net, reduce=True), L.lipsdp(net, reduce=False)
+    assert L.reduce_network(net).weights[0].shape == (3, 3) and L.reduce_network(net).weights[-1].shape == (4, 4)
+    assert abs(red.certified / full.certified - 1) < 1e-6
+
+
+def test_certification_raises_rho_until_the_lmi_holds(random_net):
+    # wrong code caught: a certificate that trusts the solver's rho, or a bisection returning an infeasible rho
+    net = L.reduce_network(random_net)
+    rho, lam, _, _ = L._solve_piece(net, "neuron", "CVXOPT", 0.0)
+    low = rho * (1 - 1e-3)
+    assert np.linalg.eigvalsh(L.lmi_matrix(net, low, lam))[-1] > 0  # the lowered rho violates the LMI
+    rc, top = L._certify(net, low, lam)
+    assert rc > low and top <= 0
+    assert np.linalg.eigvalsh(L.lmi_matrix(net, rc, lam))[-1] <= 0
+    assert rc <= rho * (1 + 1e-6)  # and the bisection does not overshoot
+
+
+def test_scs_only_through_the_certificate():
+    # wrong code caught: returning SCS's value unchecked (it violates the LMI at default tolerances)
+    rng = np.random.default_rng(0)
+    net = L.FeedForward.from_weights([rng.standard_normal((4, 2)), rng.standard_normal((3, 4)),
+                                      rng.standard_normal((1, 3))], "relu")
+    res = L.lipsdp(net, "neuron", solver="SCS")
+    ref = L.lipsdp(net, "neuron")
+    assert res.certified >= res.solver_value and res.lambda_max <= 0
+    assert res.certified >= ref.solver_value * (1 - 1e-6)
+
+
+def test_width_one_network_is_exact():
+    # f(x) = w1 * relu(w0 . x): Lip = |w1| ||w0|| (attained); LipSDP must be >= it and tight.
+    # wrong code caught: an LMI that is too optimistic (below) or a certification that inflates a lot (above)
+    w0, w1 = np.array([[0.6, -0.8, 2.0]]), np.array([[-1.5]])
+    truth = 1.5 * float(np.linalg.norm(w0))
+    res = L.lipsdp(L.FeedForward.from_weights([w0, w1], "relu"))
+    assert truth <= res.certified <= truth * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("act", ["gelu", "silu", "leaky_relu", "sigmoid"])
+def test_other_activations_are_upper_bounds(act):
+    # wrong code caught: wrong sign of the -2 alpha beta T block for alpha < 0 (GELU/SiLU), a wrong sigmoid slope
+    rng = np.random.default_rng(7)
+    net = L.FeedForward.from_weights([rng.standard_normal((5, 3)) * 2, rng.standard_normal((2, 5)) * 2], act,
+                                     negative_slope=-0.3)
+    res = L.lipsdp(net)
+    assert _lower(net) <= res.certified <= res.naive_bound * (1 + 1e-5)
+
+
+def test_slopes():
+    # numerical extrema of the derivatives (wrong code caught: slopes rounded inward)
+    x = np.linspace(-8, 8, 400001)
+    from scipy.stats import norm
+
+    gelu = norm.cdf(x) + x * norm.pdf(x)
+    s = 1 / (1 + np.exp(-x))
+    silu = s * (1 + x * (1 - s))
+    for name, d in (("gelu", gelu), ("silu", silu), ("tanh", 1 - np.tanh(x) ** 2), ("sigmoid", s * (1 - s))):
+        a, b = L.slope_bounds(name)
+        assert a <= d.min() and d.max() <= b
+    assert L.slope_bounds("leaky_relu", -0.5) == (-0.5, 1.0)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda: L.FeedForward.from_weights([np.ones((2, 2)), np.full((1, 2), np.nan)]), "weights\\[1\\]"),
+    (lambda: L.FeedForward.from_weights([np.ones((2, 3)), np.ones((1, 3))]), "weights\\[1\\]"),
+    (lambda: L.FeedForward.from_weights([np.ones((2, 2)), np.ones((1, 2))], alpha=1.0, beta=0.0), "alpha"),
+    (lambda: L.FeedForward.from_weights([np.ones((2, 2)), np.ones((1, 2))], "softplus"), "activation"),
+    (lambda: L.FeedForward.from_weights([np.ones((2, 2))]), "weights"),
+    (lambda: L.lipsdp(L.FeedForward.from_weights([np.ones((2, 2)), np.ones((1, 2))]), "network"), "form"),
+    (lambda: L.lipsdp(L.FeedForward.from_weights([np.ones((2, 2)), np.ones((1, 2))]), solver="MOSEK"), "solver"),
+    (lambda: L.lipsdp(L.FeedForward.from_weights([np.ones((2, 2)), np.ones((1, 2))]), split_size=1), "split_size"),
+    (lambda: L.lipsdp([np.ones((2, 2))]), "net"),
+    (lambda: L.load_mat(DATA / "README.md"), "path"),
+])
+def test_bad_input(bad, match):
+    # wrong code caught: silent acceptance, or an error that does not name the argument
+    with pytest.raises(BoundInputError, match=match):
+        bad()
+
+
+def test_failed_solve_never_yields_a_number(monkeypatch):
+    # wrong code caught: returning rho.value after a solver error or a non-optimal status
+    import cvxpy as cp
+
+    net = L.FeedForward.from_weights([np.ones((2, 2)), np.ones((1, 2))])
+
+    def boom(self, *a, **k):
+        raise cp.error.SolverError("simulated failure")
+
+    monkeypatch.setattr(cp.Problem, "solve", boom)
+    with pytest.raises(L.LipSDPError, match="failed"):
+        L.lipsdp(net)
+
+    def infeasible(self, *a, **k):
+        self._status = "infeasible"
+        return math.inf
+
+    monkeypatch.setattr(cp.Problem, "solve", infeasible)
+    monkeypatch.setattr(cp.Problem, "status", property(lambda self: "infeasible"))
+    with pytest.raises(L.LipSDPError, match="infeasible"):
+        L.lipsdp(net)
+
+
+def test_torch_round_trip(tmp_path):
+    # wrong code caught: transposed weights, a dropped layer, or the wrong activation read back
+    rng = np.random.default_rng(1)
+    ws = [rng.standard_normal((4, 3)), rng.standard_normal((5, 4)), rng.standard_normal((2, 5))]
+    model = mlp_from_weights(ws, "tanh", biases=[np.zeros(4), np.zeros(5), np.zeros(2)])
+    back, act, _ = weights_from_sequential(model)
+    assert act == "tanh" and all(np.array_equal(a, b) for a, b in zip(ws, back))
+    x = torch.randn(6, 3, dtype=torch.float64)
+    f = feedforward_function(L.FeedForward.from_weights(ws, "tanh"))
+    assert torch.allclose(model(x), f(x), atol=1e-12)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    got, act2, _ = load_torch_mlp(tmp_path / "m.pt", activation="tanh")
+    assert act2 == "tanh" and all(np.array_equal(a, b) for a, b in zip(ws, got))
+    torch.save(model, tmp_path / "full.pt")
+    with pytest.raises(BoundInputError, match="allow_pickle"):
+        load_torch_mlp(tmp_path / "full.pt")
+    assert load_torch_mlp(tmp_path / "full.pt", allow_pickle=True)[1] == "tanh"
+
+
+@pytest.mark.parametrize("padding", ["circular", "zeros"])
+def test_unrolled_conv_matches_the_conv_net(padding):
+    # 8x8 input, 4 channels. wrong code caught: a channel/pixel flattening mismatch or wrong padding side
+    rng = np.random.default_rng(2)
+    ks = [rng.standard_normal((4, 4, 3, 3)), rng.standard_normal((4, 4, 2, 2))]
+    net = L.conv_feedforward(ks, 8, padding, "relu")
+    x = torch.randn(5, 4, 8, 8, dtype=torch.float64)
+    torch_out = conv_net(ks, 8, padding, "relu")(x).flatten(1)
+    assert torch_out.shape[1] == net.weights[-1].shape[0]
+    assert torch.allclose(torch_out, feedforward_function(net)(x.flatten(1)), rtol=0, atol=1e-12)
+    for i, k in enumerate(ks[:1]):  # the first unrolled matrix equals the first conv layer itself
+        lin = torch.as_tensor(net.weights[0]) @ x.flatten(1).T
+        conv = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="circular" if padding ==
+                                                                   "circular" else "constant"), torch.as_tensor(k))
+        assert torch.allclose(lin.T, conv.flatten(1), rtol=0, atol=1e-12)
+
+
+def test_conv_net_and_residual_block_bounds():
+    # conv -> relu -> conv and x + conv(relu(conv x)) on 4x4, 2 channels (LMI 64/64: fast); with biases
+    # wrong code caught: the skip term missing from C (bound below 1 - ... the empirical constant)
+    rng = np.random.default_rng(4)
+    ks = [rng.standard_normal((2, 2, 3, 3)) / 3, rng.standard_normal((2, 2, 3, 3)) / 3]
+    biases = [rng.standard_normal(2), rng.standard_normal(2)]
+    for residual in (False, True):
+        net = L.conv_feedforward(ks, 4, "circular", "relu", residual=residual)
+        res = L.lipsdp(net)
+        f = conv_net(ks, 4, "circular", "relu", residual=residual, biases=biases)
+        lower = global_lipschitz_lower_bound(f, (2, 4, 4), 3.0, seed=0, restarts=4, steps=10).lower_bound
+        assert lower <= res.certified <= res.naive_bound * (1 + 1e-5)
+
+
+def test_variance_cap_lemma():
+    # random distributions on the unit ball with an atom of mass q: variance <= phi(q)
+    # wrong code caught: a cap that is too small (e.g. q(1-q) instead of 4q(1-q))
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        k = rng.integers(2, 6)
+        pts = rng.standard_normal((k, 3))
+        pts /= np.maximum(np.linalg.norm(pts, axis=1, keepdims=True), 1) if rng.random() < 0.5 else \
+            np.linalg.norm(pts, axis=1, keepdims=True)
+        p = rng.dirichlet(np.ones(k) * rng.choice([0.2, 1.0, 5.0]))
+        var = float(p @ (pts**2).sum(1) - np.sum((p @ pts) ** 2))
+        assert var <= max(variance_cap(q) for q in p) * (1 + 1e-12) + 1e-15
+        assert var <= min(variance_cap(q) for q in p) + 1e-12
+
+
+def test_psi_and_bilinear_pieces():
+    # wrong code caught: psi_max below the true max, kappa below a sampled value or above the product bound
+    q = np.linspace(0, 1, 200001)
+    for rho in (0.0, 0.3, 2.0, 50.0):
+        psi = q * (1 + rho * np.sqrt(np.where(q <= 0.5, 1.0, 4 * q * (1 - q)))) ** 2
+        assert psi.max() <= psi_max(rho) <= psi.max() * (1 + 1e-3) + 1e-12
+    rng = np.random.default_rng(5)
+    m, a = rng.standard_normal((4, 3)), rng.standard_normal((4, 4))
+    kappa, _ = bilinear_sup_bound(m, a)
+    v = rng.standard_normal((20000, 4))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    sampled = np.max(np.linalg.norm(v @ m, axis=1) * np.linalg.norm(v @ a.T, axis=1))
+    assert sampled <= kappa <= np.linalg.norm(m, 2) * np.linalg.norm(a, 2) * (1 + 1e-9)
+    assert kappa <= sampled * 1.05  # exact for d >= 3 (Brickman + Sion): the sampled sup is close
+
+
+def test_attention_sdp_vs_analytic_and_empirical():
+    # wrong code caught: an SDP bound below the empirical constant, or above the analytic bound it refines
+    rng = np.random.default_rng(1)
+    w = AttentionWeights.from_arrays(rng.standard_normal((1, 3, 2)), rng.standard_normal((1, 3, 2)),
+                                     rng.standard_normal((1, 3, 2)))
+    res = attention_sdp_details(w, 3, 1.0)
+    lower = global_lipschitz_lower_bound(dot_product_attention(w), (3, 3), 1.0, seed=0, restarts=6,
+                                         steps=15).lower_bound
+    assert lower <= res.bound < res.analytic
+    with pytest.raises(BoundInputError, match="radius"):
+        attention_sdp_details(w, 3, -1.0)
+
+
+def test_cli_mat_and_torch(tmp_path, capsys):
+    # wrong code caught: the CLI printing the solver value as the bound, or not writing the metadata block
+    out = tmp_path / "r.json"
+    assert main(["lipsdp", str(DATA / "random_weights.mat"), "--form", "layer", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {"created", "commit", "versions", "config", "seed"} <= set(doc)
+    assert abs(doc["result"]["certified"] / PUBLISHED["layer"] - 1) < 1e-3
+    assert doc["result"]["certified"] >= doc["result"]["solver_value"]
+    model = mlp_from_weights([np.eye(2) * 2, np.ones((1, 2))], "relu")
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    assert main(["lipsdp", str(tmp_path / "m.pt"), "--split-size", "2"]) == 0
+    assert main(["lipsdp", str(tmp_path / "missing.mat")]) == 2
+    assert main(["lipsdp", str(tmp_path / "m.pt"), "--activation", "softplus"]) == 2
+    assert "activation" in capsys.readouterr().out
