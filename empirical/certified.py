@@ -99,11 +99,11 @@ class Box:
         eye = np.eye(n, dtype=bool)[None]
         lo = np.where(eye, 0.0, np.nextafter(dm - dr, -np.inf))
         hi = np.where(eye, 0.0, np.nextafter(dm + dr, np.inf))
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore"):  # an infinite sum only makes the enclosure wider (p_lo = 0)
             e_lo = np.exp(lo) * (1 - 16 * _U)
             e_hi = np.exp(hi) * (1 + 16 * _U)
-        s_lo = e_lo.sum(-1) * (1 - 2 * (n + 2) * _U)
-        s_hi = e_hi.sum(-1) * (1 + 2 * (n + 2) * _U)
+            s_lo = e_lo.sum(-1) * (1 - 2 * (n + 2) * _U)
+            s_hi = e_hi.sum(-1) * (1 + 2 * (n + 2) * _U)
         with np.errstate(divide="ignore"):
             p_lo = np.maximum(0.0, 1.0 / s_hi * (1 - 4 * _U))
             p_hi = np.minimum(1.0, 1.0 / s_lo * (1 + 4 * _U) + _TINY)

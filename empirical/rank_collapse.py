@@ -21,7 +21,8 @@ attention matrices. :func:`image_patch_tokens` turns images into patch tokens (V
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,10 +34,11 @@ from theory.rank_collapse import residual_ratio
 
 from ._torch import DTYPE, as_tensor, generator, resolve_device
 
-__all__ = ["VARIANTS", "Block", "TokenNetwork", "Forward", "random_network", "forward", "residual_ratios",
-           "image_patch_tokens", "digits_patch_tokens"]
+__all__ = ["VARIANTS", "INPUTS", "Block", "TokenNetwork", "Forward", "random_network", "forward", "residual_ratios",
+           "image_patch_tokens", "digits_patch_tokens", "collapse_inputs", "CollapseCurve", "collapse_curves"]
 
 VARIANTS = ("san", "san_mlp", "san_skip", "transformer")
+INPUTS = ("gaussian", "digits")
 
 
 @dataclass(frozen=True)
@@ -226,3 +228,65 @@ def digits_patch_tokens(indices, patch: int = 2) -> np.ndarray:
     if idx.size == 0 or idx.min() < 0 or idx.max() >= len(images):
         raise BoundInputError(f"indices: expected indices in [0, {len(images) - 1}], got {idx.tolist()}")
     return image_patch_tokens(images[idx], patch)
+
+
+def collapse_inputs(kind: str, samples: int, *, patch: int = 2, seed: int = 0) -> np.ndarray:
+    """``samples`` token matrices ``(samples, (8/patch)^2, patch^2)``: ``digits`` = patches of real 8x8 handwritten
+    digits (images drawn without replacement by ``seed``), ``gaussian`` = i.i.d. standard normal tokens of the same
+    shape (the random-input baseline)."""
+    choice("kind", kind, INPUTS)
+    b = positive_int("samples", samples)
+    p = positive_int("patch", patch)
+    if 8 % p:
+        raise BoundInputError(f"patch: expected a divisor of the digit size 8, got {p}")
+    rng = np.random.default_rng(seed)
+    if kind == "digits":
+        if b > 1797:
+            raise BoundInputError(f"samples: the digits data set has 1797 images, got {b}")
+        return digits_patch_tokens(np.sort(rng.choice(1797, size=b, replace=False)), patch=p)
+    return rng.standard_normal((b, (8 // p) ** 2, p * p))
+
+
+@dataclass
+class CollapseCurve:
+    r"""Residual ratio :math:`\|\mathrm{res}(X^l)\|_{1,\infty}/\|X^l\|_{1,\infty}` (mean shift) per layer
+    :math:`l=0..L` over every (network seed, input) pair: ``mean``, ``std``, ``median``, and ``ratios`` of shape
+    ``(networks * samples, L + 1)``."""
+
+    variant: str
+    mean: np.ndarray
+    std: np.ndarray
+    median: np.ndarray
+    ratios: np.ndarray = field(repr=False)
+
+
+def collapse_curves(x, depth: int, *, heads: int = 1, networks: int = 3, seed: int = 0, qk_scale: float = 1.0,
+                    value_scale: float = 1.0, mlp_scale: float = 1.0, variants=VARIANTS, device=None,
+                    progress: Callable[[str], None] | None = None) -> dict[str, CollapseCurve]:
+    r"""The experiment of Dong et al. Sec. 5.1 / Fig. 2 at initialisation, on inputs ``x`` ``(B, n, d)``.
+
+    For each network seed ``seed .. seed + networks - 1`` every variant is built by :func:`random_network` from
+    that seed (so the four variants share their attention weights) and run on the whole batch; ``progress`` is
+    called once per (seed, variant) with a short label. The paper used BERT/ALBERT/XLNet on 32 wiki_bio
+    sequences; these are small random networks on image-patch or Gaussian tokens (the regime is the arguments).
+    """
+    a = as_real_array("x", x, ndim=3)
+    L = positive_int("depth", depth)
+    m = positive_int("networks", networks)
+    if not variants:
+        raise BoundInputError("variants: expected at least one of " + ", ".join(VARIANTS))
+    for v in variants:
+        choice("variants", v, VARIANTS)
+    rows: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+    for s in range(seed, seed + m):
+        for v in variants:
+            net = random_network(v, L, a.shape[2], heads=heads, seed=s, qk_scale=qk_scale, value_scale=value_scale,
+                                 mlp_scale=mlp_scale, device=device)
+            rows[v].append(residual_ratios(net, a, device))
+            if progress is not None:
+                progress(f"seed {s} {v}")
+    out = {}
+    for v, r in rows.items():
+        r = np.concatenate(r, axis=0)
+        out[v] = CollapseCurve(v, r.mean(axis=0), r.std(axis=0), np.median(r, axis=0), r)
+    return out

@@ -111,6 +111,19 @@ def test_thm22_closed_form():
     assert R.single_head_collapse_bound(layers, np.ones((3, 1))) <= 1e-299  # rank-one input: (rounded) zero
 
 
+def test_beta_value_matrix_forms():
+    """W_V W_O = 0 while W_V, W_O != 0: the effective form gives beta = 0, the factored form
+    sqrt(||V||_1 ||O||_1 ||V||_inf ||O||_inf) = sqrt(1 * 2 * 2 * 1) = 2 (a swapped or ignored ``value`` breaks it)."""
+    w = [AttentionWeights.from_arrays(np.array([[[1.0, 0.0]]]), np.array([[[1.0, 0.0]]]), np.array([[[1.0, 1.0]]]),
+                                      np.array([[[1.0], [-1.0]]]))]
+    assert R.collapse_beta(w) < 1e-14  # 0 plus the certified float-product error term
+    assert R.collapse_beta(w, "factored") == pytest.approx(2.0, rel=1e-9)
+    x = np.array([[0.0], [1.0]])
+    assert R.multi_head_collapse_bound(w, x) < 1e-13
+    # c = 4 beta H / sqrt(d_qk) = 8 / sqrt(2), rho = sqrt(1/2) (see test_thm22_closed_form): c rho^3 = 2
+    assert R.multi_head_collapse_bound(w, x, value="factored") == pytest.approx(2.0, rel=1e-9)
+
+
 def test_cor32_lambda_and_spread():
     assert R.mlp_lipschitz(np.eye(2), np.eye(2)) == pytest.approx(1.0, rel=1e-9)
     assert R.mlp_lipschitz(np.array([[1.0, 1.0]]), np.array([[1.0], [1.0]])) == pytest.approx(2.0, rel=1e-9)
@@ -196,6 +209,7 @@ def test_patch_tokens():
         (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 3))), r"x: expected 1 columns"),
         (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), gamma=-1.0), r"gamma: expected a number > 0"),
         (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), shift="max"), r"shift: expected one of"),
+        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), value="v"), r"value: expected one of"),
         (lambda: R.multi_head_collapse_bound(["w"], np.ones((2, 1))), r"layers\[0\]: expected AttentionWeights"),
         (lambda: R.multi_head_collapse_bound([AttentionWeights.from_arrays(np.ones((2, 1)), np.ones((2, 1)),
                                                                            np.ones((2, 1)))], np.ones((2, 2))),
@@ -218,8 +232,138 @@ def test_patch_tokens():
         (lambda: ER.image_patch_tokens(np.ones((1, 5, 4)), 2), r"patch: 2 does not divide"),
         (lambda: ER.digits_patch_tokens([5000]), r"indices: expected indices in"),
         (lambda: enclose(ER.random_network("transformer", 1, 3), np.ones((2, 3))), r"net: enclosures cover"),
+        (lambda: ER.collapse_inputs("text", 2), r"kind: expected one of"),
+        (lambda: ER.collapse_inputs("digits", 2000), r"samples: the digits data set has 1797"),
+        (lambda: ER.collapse_curves(np.ones((2, 3)), 2), r"x: expected an array with ndim"),
+        (lambda: ER.collapse_curves(np.ones((1, 2, 3)), 0), r"depth: expected an integer >= 1"),
+        (lambda: ER.collapse_curves(np.ones((1, 2, 3)), 1, variants=("cnn",)), r"variants: expected one of"),
     ],
 )
 def test_bad_input_names_argument(call, match):
     with pytest.raises(BoundInputError, match=match):
         call()
+
+
+# ---------------------------------------------------------------- enclosure soundness against exact arithmetic
+def _mp_forward(net, x, dps: int = 60):
+    """The network in 60-digit arithmetic (mpmath), weights and input read as exact reals: the number that
+    :func:`empirical.certified.enclose` must contain."""
+    import mpmath
+
+    mp = mpmath.mp.clone()
+    mp.dps = dps
+
+    def mat(a):
+        return mp.matrix([[mp.mpf(float(v)) for v in row] for row in np.atleast_2d(np.asarray(a, dtype=np.float64))])
+
+    h = mat(x)
+    outs = [h]
+    for b in net.blocks:
+        w = b.attention
+        z = mp.zeros(h.rows, h.cols)
+        for q, k, v, o in zip(w.query, w.key, w.value, w.output):
+            logits = h * mat(q) * mat(k).T * h.T / mp.sqrt(w.head_dim)
+            p = mp.zeros(h.rows, h.rows)
+            for i in range(h.rows):
+                e = [mp.exp(logits[i, j]) for j in range(h.rows)]
+                s = mp.fsum(e)
+                for j in range(h.rows):
+                    p[i, j] = e[j] / s
+            z += p * h * mat(v) * mat(o)
+        if net.variant == "san":
+            h = z
+        elif net.variant == "san_skip":
+            h = h + z
+        else:
+            a_mat, a0, b_mat, b0 = b.mlp
+            u = z * mat(a_mat) + mp.ones(h.rows, 1) * mat(a0)
+            u = mp.matrix([[max(u[i, j], mp.mpf(0)) for j in range(u.cols)] for i in range(u.rows)])
+            h = u * mat(b_mat) + mp.ones(h.rows, 1) * mat(b0)
+        outs.append(h)
+    return outs
+
+
+@pytest.mark.parametrize("variant, qk_scale, seed", [("san", 1.0, 0), ("san", 6.0, 1), ("san_skip", 3.0, 2),
+                                                     ("san_mlp", 2.0, 3)])
+def test_enclosure_contains_the_exact_real_value(variant, qk_scale, seed):
+    """The enclosure must contain the network's value in exact arithmetic (60-digit mpmath), not merely the float
+    forward pass: the certified left sides of the collapse properties rest on it. Near-rank-one inputs make the
+    residual as small as the rounding errors. Wrong code caught: a dropped Higham term in Box.__matmul__, a
+    softmax enclosure without the exp error, a radius not inflated for its own rounding."""
+    net = ER.random_network(variant, 2, 3, heads=2, head_dim=2, seed=seed, qk_scale=qk_scale)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, 3)) * 3 + 1e-6 * rng.standard_normal((4, 3))
+    for box, exact in zip(enclose(net, x), _mp_forward(net, x)):
+        for i in range(exact.rows):
+            for j in range(exact.cols):
+                lo, hi = (exact.ctx.mpf(float(v[i, j])) for v in (box.lower, box.upper))  # exact conversions
+                assert lo <= exact[i, j] <= hi, (variant, i, j)
+
+
+def _exact_matmul(a, b):
+    from fractions import Fraction
+
+    return [[sum((Fraction(float(a[i, k])) * Fraction(float(b[k, j])) for k in range(a.shape[1])), Fraction(0))
+             for j in range(b.shape[1])] for i in range(a.shape[0])]
+
+
+def _inside(box, exact):
+    from fractions import Fraction
+
+    return all(Fraction(float(box.lower[i, j])) <= exact[i][j] <= Fraction(float(box.upper[i, j]))
+               for i in range(len(exact)) for j in range(len(exact[0])))
+
+
+def test_box_arithmetic_survives_cancellation():
+    """Products whose float value loses everything to cancellation (1 + 1e-17 - 1 = 0 in float64): the enclosure
+    must still contain the exact rational value. Wrong code caught: dropping Higham's gamma_k |A||B| term (the
+    box would collapse to [0, 1e-300] around a true 1e-17), or dropping the propagated radii."""
+    from empirical.certified import Box
+
+    a = np.array([[1.0, 1e-17, -1.0], [3.0, -3.0, 2.0**-60]])
+    b = np.ones((3, 2))
+    prod = Box.point(a) @ Box.point(b)
+    assert prod.mid[0, 0] == 0.0  # the float product lost the 1e-17
+    assert _inside(prod, _exact_matmul(a, b))
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # interval operands on either side: every member's product lies in the product box
+        m, r = rng.standard_normal((3, 4)), rng.random((3, 4)) * 1e-3
+        c = rng.standard_normal((4, 2))
+        member = m + r * rng.choice([-1.0, 1.0], size=m.shape)
+        assert _inside(Box(m, r) @ Box.point(c), _exact_matmul(member, c))
+        assert _inside(Box.point(c.T) @ Box(m.T, r.T), _exact_matmul(c.T, member.T))
+
+
+# ---------------------------------------------------------------- empirical curves (Sec. 5.1 / Fig. 2) and the CLI
+def test_collapse_curves_share_the_input_and_order_the_variants():
+    """Column 0 is the input's ratio, identical for every variant (same inputs); over 2 networks x 6 digit inputs
+    pure attention ends far more collapsed than SAN+skip (the paper's headline; wrong wiring, e.g. a skip that
+    is not added or variants that do not share attention weights, breaks the ordering or the shared column)."""
+    x = ER.collapse_inputs("digits", 6, seed=1)
+    curves = ER.collapse_curves(x, 4, heads=2, networks=2)
+    assert set(curves) == set(ER.VARIANTS)
+    first = curves["san"].ratios[:, 0]
+    for c in curves.values():
+        assert c.ratios.shape == (12, 5) and np.array_equal(c.ratios[:, 0], first)
+        assert np.all(c.std >= 0) and np.all((c.ratios >= 0) & (c.ratios <= 2))
+    assert curves["san"].mean[-1] < 1e-3 < curves["san_skip"].mean[-1]
+    g = ER.collapse_inputs("gaussian", 5, patch=4, seed=0)
+    assert g.shape == (5, 4, 16) and np.array_equal(g, ER.collapse_inputs("gaussian", 5, patch=4, seed=0))
+
+
+def test_cli_rank_collapse_writes_curves(tmp_path, capsys):
+    import json
+
+    from boundlab.cli import main
+
+    out = tmp_path / "rc.json"
+    assert main(["rank-collapse", "--samples", "3", "--depth", "2", "--networks", "1", "--heads", "1",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {"created", "commit", "versions", "config", "seed"} <= set(doc) and doc["config"]["depth"] == 2
+    for kind in ("gaussian", "digits"):
+        curves = doc["results"][kind]["curves"]
+        assert set(curves) == set(ER.VARIANTS) and all(len(c["mean"]) == 3 for c in curves.values())
+    assert main(["rank-collapse", "--patch", "3", "--json", str(out)]) == 2  # bad input: one line, exit 2
+    captured = capsys.readouterr()
+    assert "patch: expected a divisor" in captured.out + captured.err

@@ -51,6 +51,7 @@ __all__ = [
     "TrendSides",
     "trend_p1",
     "trend_p1_no_self",
+    "trend_p1_large_variance",
     "trend_p2",
     "trend_p3",
     "trend_p3_self_mean",
@@ -304,6 +305,20 @@ def trend_p1(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
     :math:`H_i-k\,\mathrm{se}_{ij}\le H_j` (violated only by a significant decrease)."""
     _, h, se = _curve(sigma2, entropy, stderr)
     return _monotone_sides(h, se, positive_float("k", k), increasing=True)
+
+
+@register(
+    "qk.trend_p1_large_variance",
+    assumptions=("fixed eigenvalue mean mu > 0", "self-token regime as qk.trend_p1",
+                 "variance grid extended past mu^2 (up to 10 mu^2)"),
+    covers="P1 where it is expected to FAIL: past sigma^2 ~ mu^2 a larger variance localizes again (its large "
+    "eigenvalues sharpen the cross logits), so the entropy curve is not monotone",
+    notes="Expected falsified (a finding about the regime: P1 holds for sigma^2 <= mu^2 only).",
+    **_P1,
+)
+def trend_p1_large_variance(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
+    r"""P1 (same inequality as :func:`trend_p1`) on a variance grid that extends past :math:`\mu^2`."""
+    return trend_p1(sigma2, entropy, stderr, k)
 
 
 @register(

@@ -52,6 +52,7 @@ __all__ = [
     "path_counts",
     "path_length_pmf",
     "collapse_beta",
+    "VALUE_FORMS",
     "mlp_lipschitz",
     "logit_spread",
     "single_head_collapse_bound",
@@ -463,19 +464,30 @@ def _comp_upper(m: np.ndarray) -> float:
     return math.sqrt(inf_norm(m.T) * inf_norm(m))
 
 
-def collapse_beta(layers) -> float:
+VALUE_FORMS = ("effective", "factored")
+
+
+def collapse_beta(layers, value: str = "effective") -> float:
     r""":math:`\beta=\max_{l,h}\|W^l_{Q,h}W^{l\top}_{K,h}\|_1\,\|W^l_{V,h}W^l_{O,h}\|_{1,\infty}`, rounded up.
 
-    Uses the effective value matrix :math:`W_h=V_hO_h` (the restatements name :math:`W_{V,h}`; with
-    :math:`O_h=I` the two coincide). Float products carry Higham's :math:`\gamma_k|A||B|` term, so the result
-    bounds the exact product's norms.
+    *Reconstructed choice* (seed_papers.md §A.5): the restatements name :math:`\|W_{V,h}\|_{1,\infty}`, while the
+    layer the proof expands is :math:`\sum_hP_hXW_h` with :math:`W_h=W_{V,h}W_{O,h}`. ``value="effective"`` (default)
+    uses :math:`\|W_h\|_{1,\infty}`; ``"factored"`` uses :math:`\|W_{V,h}\|_{1,\infty}\|W_{O,h}\|_{1,\infty}`, which
+    is never smaller (sub-multiplicativity), so the default is the stronger, more falsifiable statement and
+    the two coincide when :math:`O_h=I`. Float products carry Higham's :math:`\gamma_k|A||B|` term, so the
+    result bounds the exact product's norms.
     """
+    choice("value", value, VALUE_FORMS)
     best = 0.0
     for w in _layers(layers):
         for q, k, v, o in zip(w.query, w.key, w.value, w.output):
             qk = _certified_product_norm(q, k.T, lambda m: inf_norm(m.T))
-            vo_1 = _certified_product_norm(v, o, lambda m: inf_norm(m.T))
-            vo_inf = _certified_product_norm(v, o, inf_norm)
+            if value == "effective":
+                vo_1 = _certified_product_norm(v, o, lambda m: inf_norm(m.T))
+                vo_inf = _certified_product_norm(v, o, inf_norm)
+            else:
+                vo_1 = inf_norm(v.T) * inf_norm(o.T)
+                vo_inf = inf_norm(v) * inf_norm(o)
             best = max(best, qk * math.sqrt(vo_1 * vo_inf))
     return round_up(best)
 
@@ -525,20 +537,20 @@ def _collapse_rhs(constant: float, depth: int, rho: float) -> float:
     return round_up(round_up(math.pow(constant, e1), 1e-12) * round_up(math.pow(rho, e2), 1e-12), 1e-11)
 
 
-def _thm23(layers, x, gamma: float, lam: float, shift: str) -> float:
+def _thm23(layers, x, gamma: float, lam: float, shift: str, value: str = "effective") -> float:
     ls = _layers(layers)
     g = positive_float("gamma", gamma)
     a = as_real_array("x", x, ndim=2)
     if a.shape[1] != ls[0].dim:
         raise BoundInputError(f"x: expected {ls[0].dim} columns (the token width), got shape {a.shape}")
     heads = max(w.heads for w in ls)
-    c = round_up(4.0 * g * collapse_beta(ls) * heads * lam / math.sqrt(ls[0].head_dim))
+    c = round_up(4.0 * g * collapse_beta(ls, value) * heads * lam / math.sqrt(ls[0].head_dim))
     return _collapse_rhs(c, len(ls), _residual_upper(a, shift))
 
 
 _DONG_ASSUMPTIONS = (
     "bias-free SAN, no skip connections, no normalisation",
-    "beta = max_{l,h} ||W_QK||_1 ||W_V W_O||_{1,inf} (effective value matrix)",
+    "beta = max_{l,h} ||W_QK||_1 ||W_V W_O||_{1,inf} (effective value matrix; parameter value='factored' uses ||W_V|| ||W_O||)",
     "residual: optimal shift (default) or token mean (parameter shift)",
     "gamma: the v2 attention-dependent factor, definition not recovered; gamma = 1 is the ICML/v1 form",
 )
@@ -555,7 +567,8 @@ _DONG_ASSUMPTIONS = (
     notes="Tested with gamma = 1 (the gamma-free form) on all inputs; see rank.dong_thm23_spread for the "
     "logit-spread form.",
 )
-def single_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "optimal") -> float:
+def single_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "optimal",
+                               value: str = "effective") -> float:
     r"""Theorem 2.2 (single head): the right side, an upper bound on :math:`\|\mathrm{res}(\mathrm{SAN}(X))\|_{1,\infty}`.
 
     .. math:: \Big(\frac{4\gamma\beta}{\sqrt{d_{qk}}}\Big)^{\frac{3^L-1}2}\|\mathrm{res}(X)\|_{1,\infty}^{3^L}
@@ -563,12 +576,13 @@ def single_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "opti
     *Reconstructed* (seed_papers.md §A.4): the exponent follows from the cubic single-layer form by induction;
     :math:`\gamma` is a parameter (its v2 definition was not recovered; ``gamma=1`` is the ICML form);
     ``shift="optimal"`` bounds :math:`\|\mathrm{res}(X)\|` by the best of several shifts (a valid upper bound on
-    the minimum), ``shift="mean"`` uses the experiments' mean-centred residual on both sides.
+    the minimum), ``shift="mean"`` uses the experiments' mean-centred residual on both sides; ``value`` picks the
+    value-matrix norm in :math:`\beta` (:func:`collapse_beta`).
     """
     ls = _layers(layers)
     if any(w.heads != 1 for w in ls):
         raise BoundInputError(f"layers: Thm 2.2 is for a single head, got heads {[w.heads for w in ls]}")
-    return _thm23(ls, x, gamma, 1.0, shift)
+    return _thm23(ls, x, gamma, 1.0, shift, value)
 
 
 @register(
@@ -581,12 +595,13 @@ def single_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "opti
     covers="multi-head pure self-attention networks of depth L, composite residual norm",
     notes="One restatement misprints the exponent as (3L-1)/2; (3^L-1)/2 is used.",
 )
-def multi_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "optimal") -> float:
+def multi_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "optimal",
+                              value: str = "effective") -> float:
     r"""Theorem 2.3 (H heads): :math:`\big(4\gamma\beta H/\sqrt{d_{qk}}\big)^{(3^L-1)/2}\|\mathrm{res}(X)\|_{1,\infty}^{3^L}`.
 
     H is the largest head count over the layers. See :func:`single_head_collapse_bound` for the conventions.
     """
-    return _thm23(layers, x, gamma, 1.0, shift)
+    return _thm23(layers, x, gamma, 1.0, shift, value)
 
 
 def logit_spread(layers, inputs) -> float:
@@ -628,7 +643,7 @@ def logit_spread(layers, inputs) -> float:
     notes="The v2 constant gamma is unknown; gamma = 1 is tested. Raises if the spread assumption fails.",
 )
 def spread_limited_collapse_bound(layers, x, inputs, gamma: float = 1.0, limit: float = SPREAD_LIMIT,
-                                  shift: str = "optimal") -> float:
+                                  shift: str = "optimal", value: str = "effective") -> float:
     r"""Theorem 2.3 under the logit-spread assumption of the authors' updated proof.
 
     The authors' reply (issue #1, 2023-07-02) says the updated upper bound on :math:`P_{ij}` "uses an assumption
@@ -641,7 +656,7 @@ def spread_limited_collapse_bound(layers, x, inputs, gamma: float = 1.0, limit: 
     spread = logit_spread(ls, inputs)
     if spread >= lim:
         raise BoundInputError(f"inputs: logit spread {spread:.6g} >= limit {lim:g}; the assumption of this form fails")
-    return _thm23(ls, x, gamma, 1.0, shift)
+    return _thm23(ls, x, gamma, 1.0, shift, value)
 
 
 @register(
@@ -656,7 +671,8 @@ def spread_limited_collapse_bound(layers, x, inputs, gamma: float = 1.0, limit: 
     confidence="reconstructed",
     covers="SAN + MLP (no skips) of depth L",
 )
-def mlp_collapse_bound(layers, mlps, x, gamma: float = 1.0, shift: str = "optimal") -> float:
+def mlp_collapse_bound(layers, mlps, x, gamma: float = 1.0, shift: str = "optimal",
+                       value: str = "effective") -> float:
     r"""Corollary 3.2: :math:`\big(4\gamma\beta H\lambda/\sqrt{d_{qk}}\big)^{(3^L-1)/2}\|\mathrm{res}(X)\|_{1,\infty}^{3^L}`.
 
     ``mlps[l] = (A, a, B, b)`` for :math:`f_l(z)=\mathrm{relu}(zA+a)B+b`; :math:`\lambda` from :func:`mlp_lipschitz`
@@ -675,7 +691,7 @@ def mlp_collapse_bound(layers, mlps, x, gamma: float = 1.0, shift: str = "optima
             raise BoundInputError(f"mlps[{l}]: expected A ({ls[0].dim}, k) and B (k, {ls[0].dim}), got "
                                   f"{a_mat.shape} and {b_mat.shape}")
         lam = max(lam, mlp_lipschitz(a_mat, b_mat))
-    return _thm23(ls, x, gamma, lam, shift)
+    return _thm23(ls, x, gamma, lam, shift, value)
 
 
 # --------------------------------------------------------------------------- local rate, skips, LayerNorm

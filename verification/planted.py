@@ -11,6 +11,10 @@ from theory.convolution import circular_spectral_norm, kernel_matrix
 from theory.numerics import spectral_norm
 
 PLANTED = {
+    "planted.rank_collapse_tenth_constant": {
+        "source": "planted: Dong et al. Thm 2.2 with its constant 4 replaced by 0.4",
+        "latex": r"\|\mathrm{res}(\mathrm{SA}(X))\|_{1,\infty}\le\frac{0.4\,\beta}{\sqrt{d_{qk}}}\|\mathrm{res}(X)\|_{1,\infty}^3",
+    },
     "planted.conv_no_k_factor": {
         "source": "planted: the im2col bound without its sqrt(k_h k_w) factor",
         "latex": r"\|T_W\|_2\le\|W_{mat}\|_2",

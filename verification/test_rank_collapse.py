@@ -29,10 +29,19 @@ Tolerances of the exact properties:
   right-multiplication claim is falsified when the least-squares misfit exceeds 1e-6 (float noise of an
   n <= 9, d <= 5 least-squares fit is ~1e-14; 300 draws of the strategy gave misfits 0.012-0.86, median 0.22).
 
-Findings (the closing report has the numbers): Thm 2.2/2.3/Cor 3.2 in the gamma-free form were not falsified
-(worst certified ratio ~0.125 at n = 2, d = 1, as in seed_papers.md A.7). The LayerNorm right-multiplication
-claim is false for standard per-token LayerNorm as soon as row standard deviations differ. "MLP only slows
-collapse" fails for contracting MLPs (lambda < 1); pure-attention collapse fails with sharp single-head attention.
+Findings (falsification campaign of 2026-11-24, Hypothesis up to 1000 examples per property, time-boxed; the
+closing note has the table): Thm 2.2/2.3/Cor 3.2 in the gamma-free form and the logit-spread form were not
+falsified; the worst certified ratio is 0.125 = 1/8, reached only with n = 2 tokens and d = 1. An adversarial
+probe outside this strategy (200 hill-climbed cases, n <= 16, d <= 6, H <= 3, L <= 2, qk_scale <= 30; 103 of
+them with logit spread > 1.256, i.e. outside the authors' updated assumption) found nothing above 1/8 either
+(worst 0.012 with spread > 1.256; the worst ratio falls with n: 0.043 at n = 3, <= 0.013 for n >= 4). So the
+constant 4 is at least 8x loose and the gamma-free form looks true in every regime tried (Cor 3.2: worst 0.029). The LayerNorm right-multiplication claim
+is false for standard per-token LayerNorm as soon as row standard deviations differ. "MLP only slows collapse"
+fails for contracting MLPs (lambda < 1); pure-attention collapse fails with sharp single-head attention.
+
+Teeth: ``test_planted_collapse_constant_is_falsified`` shows the certified sides falsify Thm 2.2 with the constant
+4 -> 0.4; ``test_cor32_lambda_is_a_lipschitz_constant`` checks the computable lambda directly (the collapse
+property alone is too loose to notice a lambda that is too small).
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ import pytest
 import sklearn.datasets  # noqa: F401 - imported here, not inside a strategy: importing it reseeds `random`
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from empirical import rank_collapse as ER
@@ -244,6 +253,40 @@ def test_dong_cor32(ledger, case):
     ledger.check_upper("rank.dong_cor32", lower, upper, case, rtol=RTOL)
 
 
+@st.composite
+def mlp_cases(draw):
+    """A row-wise MLP relu(zA + a)B + b (biases large and positive half the time: the linear regime, where the
+    Lipschitz ratio is largest), a token matrix Z and a one-entry perturbation position."""
+    d, k, n = draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 4))
+    seed = draw(seeds)
+    s_a, s_b = draw(log_uniform(0.1, 3.0)), draw(log_uniform(0.1, 3.0))
+    linear = draw(st.booleans())
+    rng = np.random.default_rng(seed)
+    arrays = {"a": rng.standard_normal((d, k)) * s_a, "a0": (50.0 if linear else 0.3) * np.abs(rng.standard_normal(k)),
+              "b": rng.standard_normal((k, d)) * s_b, "b0": rng.standard_normal(d), "z": rng.standard_normal((n, d))}
+    return Case({"seed": seed, "dim": d, "hidden": k, "tokens": n, "scale_a": s_a, "scale_b": s_b,
+                 "linear_regime": linear}, arrays)
+
+
+@replay("rank.dong_cor32")
+@given(case=mlp_cases())
+def test_cor32_lambda_is_a_lipschitz_constant(ledger, case):
+    """The lambda of Cor. 3.2 (mlp_lipschitz) must bound ||f(Z + D) - f(Z)||_{1,inf} / ||D||_{1,inf} for every
+    one-entry perturbation D = t e_i e_j^T (||D||_{1,inf} = t); the best (i, j) is kept. The collapse property
+    itself is too loose (worst certified ratio 0.03) to notice a lambda that is too small; this one is not.
+    Wrong code caught: lambda without the ||B|| factors (a mutation run of this suite missed it otherwise)."""
+    a, a0, b, b0, z = (case[k] for k in ("a", "a0", "b", "b0", "z"))
+    f = lambda m: np.maximum(m @ a + a0, 0.0) @ b + b0  # noqa: E731
+    t = 1e-3
+    best = 0.0
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            zz = z.copy()
+            zz[i, j] += t
+            best = max(best, R.composite_norm(f(zz) - f(z)) / t)
+    ledger.check_upper("rank.dong_cor32", best * (1 - 1e-9), R.mlp_lipschitz(a, b), case, rtol=RTOL, side="lambda")
+
+
 # --------------------------------------------------------------------------- local rate, skips
 @replay("rank.cubic_rate")
 @given(case=san_cases(max_depth=1, residual_scale=(0.5, 2.0)))
@@ -361,8 +404,12 @@ def test_empirical_collapse(ledger, case):
         ledger.check_upper("rank.empirical_collapse", lower, upper, case, rtol=RTOL, variant=variant)
 
 
-def _search_must_falsify(ledger, name, strategy, check, max_examples=60):
-    search = settings(database=None, max_examples=max_examples)(given(case=strategy)(check))
+def _search_must_falsify(ledger, name, strategy, check, max_examples=60, shrink=True):
+    """A fresh search (no database) must falsify ``name``; the case is saved and every saved case must still
+    falsify it. ``shrink=False`` keeps the first falsifying case (for searches whose examples cost seconds; the
+    shipped corpus then holds a case shrunk by an earlier, unhurried run, which is replayed)."""
+    phases = tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate)
+    search = settings(database=None, max_examples=max_examples, phases=phases)(given(case=strategy)(check))
     with pytest.raises(BoundViolation) as info:
         search()
     found = info.value
@@ -398,3 +445,21 @@ def test_empirical_collapse_sharp_is_falsified(ledger):
         ledger.check_upper(name, lower, upper, case, rtol=RTOL, expect="falsified")
 
     _search_must_falsify(ledger, name, collapse_cases(qk_scale=(2.0, 8.0), heads=(1,)), check, max_examples=100)
+
+
+def test_planted_collapse_constant_is_falsified(ledger):
+    """Teeth of the certified collapse comparison: Thm 2.2 with the constant 4 replaced by 0.4 (gamma = 0.1) must be
+    falsified by the *same* certified sides (interval-enclosure lower bound of the left side, rounded-up right
+    side). The gamma-free bound's worst certified ratio is 0.125, reached with n = 2 tokens, d = 1 (seed_papers.md
+    A.7 and this suite's thorough runs), so the search is restricted to that regime, where the planted bound's
+    ratio reaches 1.25. Wrong code caught: a left side that is never tight (e.g. a lower bound returning 0 or a
+    box too wide to certify anything), which would let every collapse property pass vacuously."""
+    name = "planted.rank_collapse_tenth_constant"
+
+    def check(case):
+        net = network_of(case)
+        lower, upper = _climb(case, net, lambda n, x: R.single_head_collapse_bound(n.layers, x, gamma=0.1))
+        ledger.check_upper(name, lower, upper, case, rtol=RTOL, expect="falsified")
+
+    _search_must_falsify(ledger, name, san_cases(heads=1, max_depth=1, max_tokens=2, max_dim=1), check,
+                         max_examples=40, shrink=False)
