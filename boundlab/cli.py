@@ -153,8 +153,34 @@ def cmd_verify(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    args.profile, args.select, args.json, args.seed = "ci", None, None, None
-    return cmd_verify(args)
+    """The main job on the embedded default data: verification (ci profile) and its summary, a small TopoLip
+    experiment on the bundled digits, then the HTML report of both."""
+    args.profile, args.select, args.json, args.seed, args.campaign = "ci", None, None, None, False
+    status = cmd_verify(args)
+    out = Path(args.out)
+    if not args.skip_experiment:
+        from empirical.topolip_experiment import run_demo
+
+        console.print("[bold]boundlab demo[/]: TopoLip experiment on the embedded digits (small)")
+        verdicts = run_demo(out, device=args.device)
+        _print_verdicts(verdicts)
+    from reports import build_report
+
+    report = build_report(out, out)
+    console.print(f"[bold]report[/] -> {report}")
+    return status
+
+
+def _print_verdicts(path: Path) -> None:
+    doc = read_json(path)
+    table = Table(title=f"TopoLip claims ({path})")
+    for col in ("claim", "verdict", "detail"):
+        table.add_column(col, overflow="fold")
+    colour = {"supported": "green", "contradicted": "red", "inconclusive": "yellow"}
+    for c in doc.get("claims", []):
+        v = c.get("verdict", "?")
+        table.add_row(c.get("claim", c.get("id", "?")), f"[{colour.get(v, 'white')}]{v}[/]", str(c.get("detail", "")))
+    console.print(table)
 
 
 # --------------------------------------------------------------------------- lipschitz
@@ -279,11 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="boundlab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    for name, fn, help_ in (("demo", cmd_demo, "run the ci verification profile and print its summary"),
+    for name, fn, help_ in (("demo", cmd_demo, "verification (ci profile) + a small TopoLip experiment + the HTML report"),
                             ("verify", cmd_verify, "run the verification suite, write a JSON summary")):
         s = sub.add_parser(name, help=help_)
         s.add_argument("--out", default="boundlab-results", help="results folder (default: %(default)s)")
         s.add_argument("--corpus", default=None, help="counterexample corpus folder (default: the shipped one)")
+        if name == "demo":
+            s.add_argument("--skip-experiment", action="store_true", help="verification and report only")
+            s.add_argument("--device", default=None, help="cpu (default) or cuda for the experiment")
         if name == "verify":
             s.add_argument("--profile", choices=("ci", "campaign", "thorough"), default="ci",
                            help="ci: derandomized, fast; campaign: 100 examples per property, seeded; thorough: 1000")

@@ -22,6 +22,8 @@ raw and scale-normalised (``*_normalised``), because diagram distances scale wit
 
 from __future__ import annotations
 
+import functools
+
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -241,8 +243,30 @@ def run_unit(cfg: ExperimentConfig, model_name: str, seed: int, data: ImageData,
            "dataset": cfg.dataset, "unit": uname, "layer_names": model.layer_names(),
            "network_upper_bound": final.get("network_upper_bound"), "train_loss": out["train_loss"],
            "epochs": epochs, "seconds": time.perf_counter() - t0, "device": str(dev)}
-    write_json(result_path, doc)
+    from boundlab.executor import commit_result
+
+    if not commit_result(result_path, doc):  # another executor finished this unit first: keep its result
+        doc = read_json(result_path)
+        doc["skipped"] = True
+    if ckpt.is_file():
+        ckpt.unlink()  # the finished result holds everything; the checkpoint only served resume
     return doc
+
+
+@functools.lru_cache(maxsize=4)
+def _data_and_probe(cfg: ExperimentConfig, device: str):
+    """Data set and probe tensors, loaded once per process (executor workers each load their own)."""
+    dev = resolve_device(device)
+    data = load_dataset(cfg.dataset, cfg.data_dir, size=cfg.image_size, max_train=cfg.max_train)
+    return data, make_probe(data, cfg, dev)
+
+
+def unit_task(cfg: ExperimentConfig, model_name: str, seed: int, out_dir: str, resume: bool = False,
+              device: str | None = None) -> dict:
+    """One (model, seed) unit as an executor task (module level, so Dask can ship it); returns a short summary."""
+    data, probe = _data_and_probe(cfg, str(resolve_device(device)))
+    doc = run_unit(cfg, model_name, seed, data, probe, Path(out_dir), resume=resume, device=device)
+    return {"unit": doc.get("unit"), "seconds": doc.get("seconds"), "skipped": bool(doc.get("skipped"))}
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -412,8 +436,11 @@ def verdicts(results: list[dict], *, topo_degree: int = 0, topo_order="inf", var
 
 # --------------------------------------------------------------------------- orchestration
 def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, device=None, console=None,
-                   show_progress: bool = True) -> dict:
-    """Run every (model, seed) unit, write ``OUT/topolip/verdicts.json``; returns ``{"units", "verdicts", "path"}``."""
+                   show_progress: bool = True, executor=None) -> dict:
+    """Run every (model, seed) unit, write ``OUT/topolip/verdicts.json``; returns ``{"units", "verdicts", "path"}``.
+
+    ``executor``: ``None`` runs the units here with per-epoch progress; a :class:`boundlab.executor.Executor`
+    (``make_executor(scheduler, workers)``) runs them as idempotent tasks anywhere (same files, same numbers)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from boundlab.results import metadata_block, write_json
@@ -425,10 +452,26 @@ def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, devi
     topo = _topo_config()
     out = Path(out_dir)
     units, t_all = [], time.perf_counter()
+    if executor is not None:
+        from boundlab.executor import Unit
+
+        tasks = []
+        for seed in cfg.seeds:
+            for m in cfg.models:
+                ucfg = unit_config(cfg, m, seed, data, topo)
+                uname = unit_name(m, cfg.dataset, seed, ucfg)
+                tasks.append(Unit(uname, unit_task, {"cfg": cfg, "model_name": m, "seed": seed,
+                                                     "out_dir": str(out.resolve()), "resume": resume,
+                                                     "device": str(dev)},
+                                  str(out / "topolip" / uname / "result.json")))
+        executor.run(tasks, progress=show_progress)
+        from boundlab.results import read_json
+
+        units = [read_json(t.result_path) for t in tasks]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=not show_progress, transient=False) as progress:
-        task = progress.add_task("topolip units", total=len(cfg.models) * len(cfg.seeds))
-        for seed in cfg.seeds:
+        task = progress.add_task("topolip units", total=0 if executor is not None else len(cfg.models) * len(cfg.seeds))
+        for seed in (cfg.seeds if executor is None else ()):
             for m in cfg.models:
                 progress.update(task, description=f"topolip: {m} seed {seed}")
                 doc = run_unit(cfg, m, seed, data, probe, out, resume=resume, device=dev,

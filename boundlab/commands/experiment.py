@@ -55,7 +55,20 @@ def cmd_experiment_topolip(args) -> int:
                            max_train=args.max_train, models=_models(args.models), scale=args.scale,
                            epochs=args.epochs, probe_epochs=probe_epochs, probe=args.probe, seeds=_seeds(args.seeds),
                            robustness=RobustnessConfig(eps=eps, pgd_steps=args.pgd_steps))
-    res = run_experiment(cfg, args.out, resume=args.resume, device=args.device, console=console)
+    executor = None
+    if args.workers is not None or args.scheduler is not None:
+        from ..executor import make_executor
+
+        try:
+            executor = make_executor(args.scheduler, args.workers)
+        except (ValueError, OSError) as exc:
+            raise CliError(str(exc)) from exc
+    try:
+        res = run_experiment(cfg, args.out, resume=args.resume, device=args.device, console=console,
+                             executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     print_verdicts(res["verdicts"])
     console.print(f"verdicts -> {res['path']}")
     return 0
@@ -80,4 +93,7 @@ def register(subparsers) -> None:
     t.add_argument("--out", default="boundlab-results")
     t.add_argument("--resume", action="store_true", help="continue killed units from their last checkpoint")
     t.add_argument("--device", default=None, help="cpu (default) or cuda")
+    t.add_argument("--workers", type=_positive_int, default=None, help="run the units on a local Dask cluster of N "
+                   "worker processes")
+    t.add_argument("--scheduler", default=None, help="run the units on an existing Dask cluster (tcp://HOST:PORT)")
     t.set_defaults(func=cmd_experiment_topolip)
