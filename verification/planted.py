@@ -11,6 +11,10 @@ from theory.convolution import circular_spectral_norm, kernel_matrix
 from theory.numerics import spectral_norm
 
 PLANTED = {
+    "planted.persistence_bottleneck_no_sqrt_n": {
+        "source": "planted: stability lemma L2 without its sqrt(N) factor (false, topolip.md 5.2)",
+        "latex": r"d_B\big(\mathrm{Dgm}\,\mathrm{VR}(X),\mathrm{Dgm}\,\mathrm{VR}(Y)\big)\le2\,W_2(\mu_X,\mu_Y)",
+    },
     "planted.rank_collapse_tenth_constant": {
         "source": "planted: Dong et al. Thm 2.2 with its constant 4 replaced by 0.4",
         "latex": r"\|\mathrm{res}(\mathrm{SA}(X))\|_{1,\infty}\le\frac{0.4\,\beta}{\sqrt{d_{qk}}}\|\mathrm{res}(X)\|_{1,\infty}^3",
