@@ -11,6 +11,10 @@ For a finite set S and a scale :math:`\varepsilon`:
 
 Metrics: ``"euclidean"`` or ``"chebyshev"`` (:math:`\ell_\infty`, for Edelman et al.'s :math:`\mathcal N_\infty`).
 Distances are computed in float64 with differences (not the :math:`|a|^2+|b|^2-2ab` expansion).
+
+The compactness measures TopoLip uses (activation variance, TwoNN and Levina-Bickel intrinsic dimension) live in
+:mod:`theory.compactness` (numpy/scipy only) and are re-exported here with the same names and signatures, so that
+experiments can take every compactness measure of a layer's outputs from this one module.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory._validate import as_real_array, choice, positive_float
+from theory._validate import BoundInputError, as_real_array, choice, positive_float
+from theory.compactness import activation_variance, levina_bickel_dimension, twonn_dimension
 
-__all__ = ["METRICS", "greedy_net", "covering_radius", "CoveringBracket", "covering_bracket"]
+__all__ = ["METRICS", "BRACKET_MARGIN", "greedy_net", "covering_radius", "CoveringBracket", "covering_bracket",
+           "activation_variance", "twonn_dimension", "levina_bickel_dimension"]
 
 METRICS = ("euclidean", "chebyshev")
 
@@ -31,8 +37,8 @@ def _dist_to(points: np.ndarray, centre: np.ndarray, metric: str) -> np.ndarray:
     return np.sqrt((diff * diff).sum(axis=1)) if metric == "euclidean" else np.abs(diff).max(axis=1)
 
 
-def _points(points) -> np.ndarray:
-    x = as_real_array("points", points, ndim=(1, 2))
+def _points(points, name: str = "points") -> np.ndarray:
+    x = as_real_array(name, points, ndim=(1, 2))
     return x[:, None] if x.ndim == 1 else x
 
 
@@ -55,7 +61,9 @@ def greedy_net(points, eps: float, metric: str = "euclidean") -> np.ndarray:
 def covering_radius(points, centres, metric: str = "euclidean") -> float:
     r""":math:`\max_{x\in S}\min_{c}\|x-c\|`: the smallest scale at which ``centres`` (rows) cover ``points``."""
     x = _points(points)
-    c = _points(centres)
+    c = _points(centres, "centres")
+    if c.shape[1] != x.shape[1]:
+        raise BoundInputError(f"centres: expected rows of dimension {x.shape[1]}, got {c.shape[1]}")
     choice("metric", metric, METRICS)
     nearest = np.full(x.shape[0], np.inf)
     for row in c:
@@ -73,8 +81,18 @@ class CoveringBracket:
     net: np.ndarray
 
 
+#: relative margin against rounding in the points themselves (layer or class outputs are computed in float64): the
+#: packing keeps points more than 2 eps (1 + margin) apart and the net covers at eps (1 - margin), so both stay
+#: bounds for the exact outputs when a distance sits at the threshold. Found by the thorough campaign: the outputs
+#: of x -> s x and x -> -s x, exactly 2 eps apart in exact arithmetic, came out a few ulps further apart and counted
+#: as a 2-point packing of a set whose covering number is 1.
+BRACKET_MARGIN = 1e-9
+
+
 def covering_bracket(points, eps: float, metric: str = "euclidean") -> CoveringBracket:
-    """Lower (greedy 2 eps-packing) and upper (greedy eps-net) bounds on the covering number of a finite set."""
+    """Lower (greedy 2 eps-packing) and upper (greedy eps-net) bounds on the covering number of a finite set,
+    each with the outward margin :data:`BRACKET_MARGIN`."""
     eps = positive_float("eps", eps)
-    net = greedy_net(points, eps, metric)
-    return CoveringBracket(eps, int(greedy_net(points, 2.0 * eps, metric).size), int(net.size), net)
+    net = greedy_net(points, eps * (1.0 - BRACKET_MARGIN), metric)
+    packing = greedy_net(points, 2.0 * eps * (1.0 + BRACKET_MARGIN), metric)
+    return CoveringBracket(eps, int(packing.size), int(net.size), net)

@@ -29,6 +29,10 @@ The non-convex attention row reports the relative gap of its final objective to 
 ``scale="paper"``: all 1797 images (1400 train), d = 8, 50 gate patterns for the gated head (the ``neurons=50`` of
 the authors' ConvexViT code), 8 attention gates, 50 hidden units, 8 attention heads. The paper itself used
 ImageNet-pretrained backbones on CIFAR-100 (not reproducible offline); its accuracy table is not known here.
+
+Cost (measured on 2 shared cores at load ~10, torch and BLAS single-threaded for these small tensors, see
+:data:`empirical.convex_heads.THREADS`): ``small`` 40 s CPU (222 s wall), ``paper`` 108 s CPU (519 s wall); the gated
+attention head dominates both (its lifting has P d^3 features).
 """
 
 from __future__ import annotations
@@ -147,8 +151,12 @@ def _nonconvex_row(name, kind, x_tr, y_tr, x_te, y_te, beta, c, heads, cfg, conv
     return row
 
 
-def run_finetune(config: FinetuneConfig | str = "small", tokens=None, labels=None, **overrides) -> dict:
+def run_finetune(config: FinetuneConfig | str = "small", tokens=None, labels=None, progress=None,
+                 **overrides) -> dict:
     """Train every head of the module table on frozen features; returns ``{"config", "rows", "data"}``.
+
+    ``progress``: optional callable ``progress(head, done, total)`` called before each head (and once at the end
+    with ``head="done"``); the CLI draws a progress bar with it.
 
     ``config``: a :class:`FinetuneConfig` or a name in :data:`SCALES`; ``overrides`` replace its fields.
     ``tokens``/``labels``: external frozen features ``(n, s, d)`` and integer labels (default: digits).
@@ -180,20 +188,35 @@ def run_finetune(config: FinetuneConfig | str = "small", tokens=None, labels=Non
     att_gates = rng.standard_normal((cfg.attention_gates, d, d))
     flat = lambda z, g: CA.mlp_lifting(z.reshape(z.shape[0], 1, -1), g)  # noqa: E731
     start = time.perf_counter()
-    rows = [
-        _convex_row("linear", "linear_mlp", CA.mlp_lifting, (d, c), x_tr, y_tr, x_te, y_te, beta, c, cfg),
-        _convex_row("linear_flat", "linear_mlp", flat, (d * x.shape[1], c), x_tr, y_tr, x_te, y_te, beta, c, cfg),
-        _nonconvex_row("relu_mlp", "relu_mlp", x_tr, y_tr, x_te, y_te, beta, c, cfg.hidden, cfg),
-        _convex_row("convex_gated_mlp", "gated_mlp", CA.mlp_lifting, (d, c), x_tr, y_tr, x_te, y_te, beta, c, cfg,
-                    mlp_gates),
+    results: dict = {}
+    jobs = [
+        ("linear", lambda: _convex_row("linear", "linear_mlp", CA.mlp_lifting, (d, c), x_tr, y_tr, x_te, y_te, beta,
+                                       c, cfg)),
+        ("linear_flat", lambda: _convex_row("linear_flat", "linear_mlp", flat, (d * x.shape[1], c), x_tr, y_tr, x_te,
+                                            y_te, beta, c, cfg)),
+        ("relu_mlp", lambda: _nonconvex_row("relu_mlp", "relu_mlp", x_tr, y_tr, x_te, y_te, beta, c, cfg.hidden,
+                                            cfg)),
+        ("convex_gated_mlp", lambda: _convex_row("convex_gated_mlp", "gated_mlp", CA.mlp_lifting, (d, c), x_tr, y_tr,
+                                                 x_te, y_te, beta, c, cfg, mlp_gates)),
+        ("convex_linear_attention", lambda: _convex_row("convex_linear_attention", "linear_attention",
+                                                        CA.attention_lifting, (d * d, d * c), x_tr, y_tr, x_te, y_te,
+                                                        beta, c, cfg)),
+        ("attention", lambda: _nonconvex_row("attention", "attention", x_tr, y_tr, x_te, y_te, beta, c,
+                                             cfg.attention_heads, cfg,
+                                             convex_optimum=results["convex_linear_attention"]["certified_lower"])),
+        ("convex_gated_attention", lambda: _convex_row("convex_gated_attention", "gated_attention",
+                                                       CA.attention_lifting, (d * d, d * c), x_tr, y_tr, x_te, y_te,
+                                                       beta, c, cfg, att_gates)),
     ]
-    lin_att = _convex_row("convex_linear_attention", "linear_attention", CA.attention_lifting, (d * d, d * c), x_tr,
-                          y_tr, x_te, y_te, beta, c, cfg)
-    rows.append(_nonconvex_row("attention", "attention", x_tr, y_tr, x_te, y_te, beta, c, cfg.attention_heads, cfg,
-                               convex_optimum=lin_att["certified_lower"]))
-    rows.append(lin_att)
-    rows.append(_convex_row("convex_gated_attention", "gated_attention", CA.attention_lifting, (d * d, d * c), x_tr,
-                            y_tr, x_te, y_te, beta, c, cfg, att_gates))
+    for i, (name, job) in enumerate(jobs):
+        if progress is not None:
+            progress(name, i, len(jobs))
+        results[name] = job()
+    if progress is not None:
+        progress("done", len(jobs), len(jobs))
+    order = ("linear", "linear_flat", "relu_mlp", "convex_gated_mlp", "attention", "convex_linear_attention",
+             "convex_gated_attention")
+    rows = [results[k] for k in order]
     data = {"source": source, "n_train": int(len(tr)), "n_test": int(len(te)), "tokens": int(x.shape[1]),
             "dim": int(d), "classes": c, "beta": beta}
     return {"config": asdict(cfg), "data": data, "rows": rows, "seconds": time.perf_counter() - start}

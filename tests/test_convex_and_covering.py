@@ -30,20 +30,39 @@ def test_linear_attention_reproduces_the_recorded_optimum():
 
 
 def test_polish_and_burer_monteiro_reach_the_cvxpy_optimum():
+    # catches: a wrong prox (SVT threshold), step size or restart in proximal_polish (no convergence to 1e-8), a
+    # Burer-Monteiro objective that is not the lifted one (a different optimum), a certificate that is not a bound
     sol = CA.linear_attention_program(X, Y, 0.5)
-    fista = CA.proximal_polish(sol.problem, max_iter=20000, gap_tol=1e-9)
+    fista = CA.proximal_polish(sol.problem, max_iter=20000, gap_tol=1e-8)
     assert fista.dual <= sol.upper * (1 + 1e-12) and fista.primal >= sol.lower * (1 - 1e-12)
     assert fista.gap < 1e-8
-    bm = factored_solve(sol.problem, steps=200, polish=5000, gap_tol=1e-9)
-    assert bm.primal == pytest.approx(sol.lower, rel=1e-8)
+    bm = factored_solve(sol.problem, steps=200, polish=5000, gap_tol=1e-8)
+    assert bm.gap < 1e-8 and bm.primal == pytest.approx(sol.lower, rel=1e-8)
 
 
 def test_trained_heads_stay_above_the_convex_optimum():
+    # catches: a torch objective that differs from the numpy defining formula (missing beta/2, a transposed W1),
+    # a convex program whose optimum is above what gradient training reaches (a wrong lifting)
     sol = CA.linear_attention_program(X, Y, 0.5)
-    for seed in range(3):
-        res = train_heads("attention", X, Y, 0.5, heads=6, steps=100, seed=seed)
+    for seed in range(2):
+        res = train_heads("attention", X, Y, 0.5, heads=6, steps=60, seed=seed)
         assert res.objective >= sol.lower
         assert CA.attention_objective(X, Y, res.heads, 0.5) == pytest.approx(res.objective, rel=1e-12)
+
+
+def test_torch_threads_restores_the_setting():
+    # catches: training that leaves torch single-threaded for the rest of the process
+    import torch
+
+    from empirical.convex_heads import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(BoundInputError, match="threads"):
+        with torch_threads(0):
+            pass
 
 
 def test_cross_entropy_and_gated_programs_certify():
@@ -81,6 +100,25 @@ def test_greedy_net_and_packing_bracket_the_covering_number():
     assert b.lower <= 5 <= b.upper
     assert E.covering_radius(pts, pts[b.net]) <= 0.1
     assert E.greedy_net(pts, 0.0).size == 101
+    # catches a packing without the rounding margin: 0.4 - 0.1 rounds to 0.30000000000000004 > 2 * 0.15
+    assert E.covering_bracket(np.array([[0.1], [0.4]]), 0.15).lower == 1
+
+
+def test_variance_is_rotation_invariant_but_not_scale_invariant():
+    # catches: a variance normalised by the data scale (it would then be as blind to Lipschitz rescaling as the ID
+    # estimators), or one taken along samples instead of features (not rotation invariant)
+    r = np.random.default_rng(4)
+    x = r.standard_normal((50, 5)) * np.arange(1, 6)
+    q, _ = np.linalg.qr(r.standard_normal((5, 5)))
+    v = K.activation_variance(x)
+    assert K.activation_variance(3.0 * x @ q + 7.0) == pytest.approx(9.0 * v, rel=1e-12)
+    assert K.activation_variance(x, "total") == pytest.approx(5 * v, rel=1e-12)
+
+
+def test_empirical_compactness_reexports_the_estimators():
+    # catches: the TopoLip experiment's import path (empirical.compactness) drifting from theory.compactness
+    assert E.twonn_dimension is K.twonn_dimension and E.levina_bickel_dimension is K.levina_bickel_dimension
+    assert E.activation_variance is K.activation_variance
 
 
 def test_intrinsic_dimension_on_known_sets():
@@ -116,6 +154,17 @@ def test_intrinsic_dimension_on_known_sets():
     (lambda: K.twonn_dimension(np.ones((5, 2))), r"points: duplicate points"),
     (lambda: K.levina_bickel_dimension(np.random.default_rng(0).random((5, 2)), 5), r"k: expected fewer"),
     (lambda: K.twonn_dimension(np.full((4, 2), np.nan)), r"points: expected finite"),
+    (lambda: K.twonn_dimension(np.ones((0, 2))), r"points: expected a non-empty"),
+    (lambda: K.activation_variance(np.array([[np.nan, 1.0], [0.0, 1.0]])), r"points: expected finite"),
+    (lambda: K.activation_variance(np.ones((1, 3))), r"points: expected at least 2 points"),
+    (lambda: CV.lipschitz_image(1.0, 0.1, -1.0), r"lipschitz: expected a number >= 0"),
+    (lambda: CV.edelman22_attention(np.ones((2, 3, 2)), 0.0, b_w=1, b_v=1, b_v21=1, b_qk21=1), r"eps: expected"),
+    (lambda: CV.graf22_conv(np.ones((1, 1, 3, 3)), 1.0, -0.1, (1, 1, 2, 2)), r"eps: expected a number > 0"),
+    (lambda: CV.bartlett17_network(np.ones((2, 2)), [1.0], [1.0], math.nan, width=2), r"eps: expected a finite"),
+    (lambda: CV.bartlett17_matrix(np.ones((0, 2)), 1.0, 0.1, 1), r"data: expected a non-empty"),
+    (lambda: E.covering_radius(np.ones((3, 2)), np.ones((0, 2))), r"centres: expected a non-empty"),
+    (lambda: E.covering_radius(np.ones((3, 2)), np.ones((1, 3))), r"centres: expected rows of dimension 2"),
+    (lambda: E.greedy_net(np.ones((3, 2)), -0.1), r"eps: expected a number >= 0"),
 ])
 def test_bad_input_names_argument(call, match):
     with pytest.raises(BoundInputError, match=match):
@@ -124,14 +173,15 @@ def test_bad_input_names_argument(call, match):
 
 def test_cli_convex_heads_tiny(tmp_path):
     out = tmp_path / "heads.json"
-    assert main(["convex-heads", "--n-train", "60", "--n-test", "40", "--dim", "3", "--steps", "30",
-                 "--json", str(out)]) == 0
+    assert main(["convex-heads", "--n-train", "40", "--n-test", "30", "--dim", "2", "--steps", "15",
+                 "--polish", "100", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert {"versions", "commit", "config", "seed", "rows", "data"} <= set(doc)
     heads = {r["head"]: r for r in doc["rows"]}
     assert {"linear", "relu_mlp", "convex_gated_mlp", "attention", "convex_linear_attention",
             "convex_gated_attention"} <= set(heads)
-    assert doc["data"]["n_train"] == 60 and doc["data"]["n_test"] == 40 and doc["config"]["dim"] == 3
+    assert doc["data"]["n_train"] == 40 and doc["data"]["n_test"] == 30 and doc["config"]["dim"] == 2
+    assert doc["config"]["polish"] == 100
     for r in doc["rows"]:
         assert 0.0 <= r["test_acc"] <= 1.0
         if r["gap"] is not None:  # convex rows: certified bracket and heads within m*
@@ -143,8 +193,8 @@ def test_cli_convex_heads_external_features_and_bad_input(tmp_path, capsys):
     r = np.random.default_rng(2)
     np.savez(tmp_path / "f.npz", tokens=r.standard_normal((40, 3, 2)), labels=r.integers(0, 2, 40))
     out = tmp_path / "ext.json"
-    assert main(["convex-heads", "--features", str(tmp_path / "f.npz"), "--n-train", "30", "--steps", "20",
-                 "--json", str(out)]) == 0
+    assert main(["convex-heads", "--features", str(tmp_path / "f.npz"), "--n-train", "30", "--steps", "10",
+                 "--polish", "50", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["data"]["source"] == "external frozen features"
     assert main(["convex-heads", "--features", str(tmp_path / "missing.npz")]) == 2
     assert "FEATURES: file not found" in capsys.readouterr().out

@@ -82,6 +82,13 @@ def _check_program(ledger, name: str, case, solve, numpy_objective, kind: str, g
                           seed=case["seed"], **kw)
     for label, value in (("random", numpy_objective(random, **kw)), ("trained", trained.objective)):
         ledger.check_upper(name, sol.lower, value, case, rtol=RTOL_LOWER, check="a", weights=label, heads=m)
+    # the dual certificate behind every ``lower`` is a lower bound on p* at ANY point, not only near the optimum
+    # (catches a dual point that is not rescaled into the dual-norm ball: alpha = 1 overshoots away from Z*)
+    shape = (p_count, *sol.problem.block_shape)
+    for label, point in (("zero", np.zeros(shape)), ("random", rng.standard_normal(shape) * scale),
+                         ("scaled_optimum", 3.0 * sol.z)):
+        ledger.check_upper(name, CA.certificate(sol.problem, point)[1], sol.upper, case, rtol=RTOL_LOWER,
+                           check="dual", point=label)
 
 
 @replay("convex.linear_attention")

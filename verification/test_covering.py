@@ -73,8 +73,9 @@ def _digits() -> np.ndarray:
 
 @st.composite
 def image_layer_cases(draw):
-    """Digits images through a conv layer (kernel drawn) or their patch tokens through attention (weights drawn)."""
-    layer = draw(st.sampled_from(("conv", "attention")))
+    """Digits images through a conv layer (kernel drawn), a pointwise scaling (a 1x1 conv: f(x) = c x, where the
+    rule is tight), or their patch tokens through attention (weights drawn)."""
+    layer = draw(st.sampled_from(("conv", "pointwise", "attention")))
     seed = draw(seeds)
     count = draw(st.integers(20, 120))
     quantile = draw(st.floats(0.05, 0.95))
@@ -82,10 +83,11 @@ def image_layer_cases(draw):
     rng = np.random.default_rng(seed)
     idx = rng.choice(1797, size=count, replace=False)
     cfg = {"layer": layer, "seed": seed, "count": count, "quantile": quantile, "scale": scale}
-    if layer == "conv":
-        co, k = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    if layer in ("conv", "pointwise"):
+        co, k = (int(rng.integers(1, 4)), int(rng.integers(1, 4))) if layer == "conv" else (1, 1)
         cfg["padding"] = draw(st.sampled_from(("circular", "zeros")))
-        return Case(cfg, {"kernel": rng.standard_normal((co, 1, k, k)) * scale / k, "indices": idx})
+        kernel = rng.standard_normal((co, 1, k, k)) * scale / k if layer == "conv" else np.full((1, 1, 1, 1), scale)
+        return Case(cfg, {"kernel": kernel, "indices": idx})
     d, dk, n_tok = 4, int(rng.integers(1, 4)), 4
     cfg.update({"radius": 1.0, "n_tokens": n_tok})
     arrays = {"query": rng.standard_normal((1, d, dk)) * scale / 2, "key": rng.standard_normal((1, d, dk)) * scale / 2,
@@ -97,7 +99,7 @@ def image_layer_cases(draw):
 def _layer(case):
     """(inputs S as flat rows, f on flat rows, certified L) for a Lipschitz-image case."""
     img = _digits()[case["indices"]]
-    if case["layer"] == "conv":
+    if case["layer"] in ("conv", "pointwise"):
         k = case["kernel"]
         op = conv_operator(k, 8, case["padding"])
         lip = (C.zero_padded_upper_bound(k, 8, "same") if case["padding"] == "zeros"
@@ -126,10 +128,12 @@ def test_lipschitz_image_on_activations(ledger, case):
     eps = float(np.quantile(positive, case["quantile"]))
     net = greedy_net(x, eps)
     fx = f(x)
-    # the image of the net covers f(S) at L times the net's covering radius
+    # the image of the net covers f(S) at the scale the rule gives for the net's own covering radius
+    # (catches a rule that does not multiply the scale by L: pointwise layers stretch every distance by exactly L)
     r_in = covering_radius(x, x[net])
-    ledger.check_upper("covering.lipschitz_image", covering_radius(fx, fx[net]), round_up(lip * r_in), case,
-                       rtol=RTOL, check="radius", lipschitz=lip)
+    ledger.check_upper("covering.lipschitz_image", covering_radius(fx, fx[net]),
+                       CV.lipschitz_image(_log(net.size), r_in, lip).scale, case, rtol=RTOL, check="radius",
+                       lipschitz=lip)
     # N(L eps, f(S)) >= (2 L eps-packing of f(S)) must not exceed the eps-net of S
     image = CV.lipschitz_image(_log(net.size), eps, lip)
     if image.scale > 0:
@@ -218,9 +222,10 @@ def test_graf22_conv(ledger, case):
             kern = np.zeros(shape)
             kern[o, :, u // case["k"], u % case["k"]] = rng.standard_normal(shape[1])
             kernels.append(kern * b / CV.conv_l21_norm(kern) * (1 - 1e-12))
-    xt = torch.as_tensor(x)
-    outputs = np.stack([conv_operator(k, x.shape[2], case["padding"], case["stride"])(xt).numpy().ravel()
-                        for k in kernels])
+    # every class member in one convolution: the kernels stacked along the output channels
+    stacked = np.concatenate(kernels, axis=0)
+    out = conv_operator(stacked, x.shape[2], case["padding"], case["stride"])(torch.as_tensor(x)).numpy()
+    outputs = out.reshape(x.shape[0], len(kernels), shape[0], *out.shape[2:]).swapaxes(0, 1).reshape(len(kernels), -1)
     eps = case["frac"] * max(b * float(np.linalg.norm(x)), 1e-12)
     bound = CV.graf22_conv(x, b, eps, shape)
     ledger.check_upper("covering.graf22_conv", _packing_log(outputs, eps), bound, case, rtol=RTOL)

@@ -36,12 +36,21 @@ def _load_features(path: str) -> tuple:
 def cmd_convex_heads(args) -> int:
     from empirical.convex_finetune import SCALES, run_finetune
 
-    overrides = {k: getattr(args, k) for k in ("n_train", "n_test", "dim", "lam", "seed", "steps")
+    overrides = {k: getattr(args, k) for k in ("n_train", "n_test", "dim", "lam", "seed", "steps", "polish")
                  if getattr(args, k) is not None}
     tokens = labels = None
     if args.features:
         tokens, labels = _load_features(args.features)
-    result = run_finetune(SCALES[args.scale], tokens=tokens, labels=labels, **overrides)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("heads", total=7)
+
+        def progress(head: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"heads ({head})")
+
+        result = run_finetune(SCALES[args.scale], tokens=tokens, labels=labels, progress=progress, **overrides)
     out = Path(args.json) if args.json else Path(args.out) / "convex_heads.json"
     config = {"command": "convex-heads", "scale": args.scale, "features": args.features, **result["config"]}
     write_json(out, {**metadata_block(config, result["config"]["seed"]), "data": result["data"],
@@ -73,6 +82,8 @@ def register(subparsers) -> None:
     s.add_argument("--dim", type=_positive_int, default=None, help="token dimension of the frozen embedding")
     s.add_argument("--lam", type=_positive_float, default=None, help="weight decay per training sample")
     s.add_argument("--steps", type=_positive_int, default=None, help="L-BFGS iterations")
+    s.add_argument("--polish", type=_positive_int, default=None,
+                   help="most FISTA steps after Burer-Monteiro per convex head (the certified gap is reported)")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--out", default="boundlab-results", help="results folder (default: %(default)s)")
     s.add_argument("--json", default=None, help="results path (default: OUT/convex_heads.json)")
