@@ -8,6 +8,7 @@ import pytest
 from theory import attention as A
 from theory import composition as CP
 from theory import convolution as C
+from theory._validate import BoundInputError
 from theory.numerics import RELATIVE_MARGIN, lambert_w0, round_down, round_up
 
 
@@ -104,3 +105,122 @@ def test_network_bound_propagates_radius():
     assert table[-1]["radius_out"] == pytest.approx(3 * 2 * 1 + 4, rel=1e-9)
     res = CP.residual(CP.linear(np.eye(2) * 0.5))
     assert res.lipschitz(1.0) == pytest.approx(1.5, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- exact conv norm: certified pruning
+def _dense_circular_norm(k, n):
+    return float(np.linalg.svd(C.conv_matrix(k, n, "circular"), compute_uv=False)[0])
+
+
+def _two_frequency_kernel(c, n, f_small_trace_big_norm, f_big_trace_small_norm, noise=0.0, seed=0):
+    """A full-grid (k = n) kernel whose frequency blocks are (n^2/2) * 3 e1 e1^T at +-f1 and (n^2/2) * I at
+    +-f2 (0 elsewhere, plus noise): f2 has the larger trace (c > 9) but f1 the larger norm."""
+    a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    def wave(f):
+        return np.cos(2 * np.pi * (f[0] * a + f[1] * b) / n)
+    e1 = np.zeros((c, c))
+    e1[0, 0] = 3.0
+    k = e1[:, :, None, None] * wave(f_small_trace_big_norm) + np.eye(c)[:, :, None, None] * wave(f_big_trace_small_norm)
+    return k + noise * np.random.default_rng(seed).standard_normal(k.shape)
+
+
+def test_pruned_norm_matches_dense_conv_matrix():
+    # wrong code caught: a phase-sign or index mix-up between the Gram blocks and the exact blocks, a wrong
+    # autocorrelation offset, or a certificate that skips the maximal block (all give a smaller maximum)
+    rng = np.random.default_rng(11)
+    for _ in range(25):
+        co, ci, kh, kw = (int(x) for x in rng.integers(1, 5, size=4))
+        h, w = int(rng.integers(kh, 7)), int(rng.integers(kw, 7))
+        k = rng.standard_normal((co, ci, kh, kw)) * (rng.random((co, ci, kh, kw)) < 0.7)
+        dense = float(np.linalg.svd(C.conv_matrix(k, (h, w), "circular"), compute_uv=False)[0])
+        assert C.circular_spectral_norm(k, (h, w), method="pruned") == pytest.approx(dense, rel=1e-12, abs=1e-300)
+
+
+def test_pruned_norm_equals_unpruned_on_random_larger_kernels():
+    # wrong code caught: any pruning bug that drops the maximal frequency (the unpruned SVD sees every block);
+    # both channel orders exercise the transpose to the smaller Gram side
+    rng = np.random.default_rng(12)
+    shapes = [(24, 16, 3, 3, 12, 10), (16, 24, 3, 2, 9, 16), (20, 20, 5, 5, 8, 8), (17, 32, 1, 3, 6, 7)]
+    for co, ci, kh, kw, h, w in shapes:
+        k = rng.standard_normal((co, ci, kh, kw)) * rng.uniform(0.01, 100)
+        pruned, stats = C._circular_norm_pruned(k, h, w)
+        assert pruned == pytest.approx(C.circular_spectral_norm(k, (h, w), method="svd"), rel=1e-13)
+        assert stats["exact"] + stats["certified_by_cholesky"] + stats["pruned_by_trace"] == stats["blocks"]
+
+
+def test_pruned_norm_isolated_frequency_and_misleading_trace_order():
+    # blocks are visited by decreasing trace; here the largest-trace block (identity) is NOT the largest-norm one
+    # (3 e1 e1^T), so the maximum is only found if the Cholesky certificate correctly refuses to skip it.
+    # wrong code caught: a certificate with the wrong sign or threshold (result would be n^2/2 instead of 3n^2/2),
+    # and a lost pruning (stats: the zero blocks must be skipped by the trace test)
+    for c, n, f1, f2 in [(12, 4, (1, 0), (0, 1)), (10, 6, (2, 1), (0, 0)), (16, 5, (0, 2), (3, 3))]:
+        k = _two_frequency_kernel(c, n, f1, f2)
+        expected = 1.5 * n * n if f1 != (0, 0) else 3.0 * n * n
+        pruned, stats = C._circular_norm_pruned(k, n, n)
+        assert pruned == pytest.approx(expected, rel=1e-12)
+        assert pruned == pytest.approx(_dense_circular_norm(k, n), rel=1e-12)
+        assert stats["exact"] >= 2  # the misleading first block, then the true maximum
+        assert stats["pruned_by_trace"] >= stats["blocks"] - 4  # only the blocks at +-f1, +-f2 are non-zero
+        noisy = _two_frequency_kernel(c, n, f1, f2, noise=1e-3, seed=c)
+        dense = _dense_circular_norm(noisy, n)
+        assert C.circular_spectral_norm(noisy, n, method="pruned") == pytest.approx(dense, rel=1e-12)
+
+
+def test_pruned_norm_ties_and_degenerate_kernels():
+    # 1x1 kernel: every frequency block is W itself (exact ties, all must be evaluated or certified) -> ||W||_2
+    rng = np.random.default_rng(13)
+    m = rng.standard_normal((18, 20))
+    assert C.circular_spectral_norm(m[:, :, None, None], (5, 3), method="pruned") == pytest.approx(
+        np.linalg.svd(m, compute_uv=False)[0], rel=1e-13)
+    assert C.circular_spectral_norm(np.zeros((16, 16, 3, 3)), 6, method="pruned") == 0.0
+    # extreme scales fall back to the SVD route (no under/overflow in the Gram blocks)
+    tiny = rng.standard_normal((16, 16, 3, 3)) * 1e-150
+    unpruned = C.circular_spectral_norm(tiny, 6, method="svd")
+    assert C.circular_spectral_norm(tiny, 6) == pytest.approx(unpruned, rel=1e-13)
+
+
+def test_circular_norm_method_is_validated():
+    with pytest.raises(BoundInputError, match="method"):
+        C.circular_spectral_norm(np.ones((1, 1, 2, 2)), 3, method="lanczos")
+
+
+# --------------------------------------------------------------------------- Kim et al. L2 attention at n = 1
+def _single_token_map(q, v, o):
+    """With one token L2 attention is x -> x M, M = sum_h (Q_h Q_h^T / sqrt(d_k)) V_h O_h (computed by hand)."""
+    dk = q.shape[2]
+    return sum(q[h] @ q[h].T / math.sqrt(dk) @ v[h] @ o[h] for h in range(q.shape[0]))
+
+
+def test_kim_l2_forms_at_one_token():
+    # n = 1: phi^{-1}(0) = 0, so the 2-norm forms reduce to (1/sqrt(d_k)) sqrt(sum_h ||Q_h||^{2p} ||V_h||^2) ||W^O||
+    # and the inf form to (1/sqrt(d_k)) ||W^O^T||_inf max_h ||Q_h||_inf ||Q_h^T||_inf max_h ||V_h^T||_inf; the
+    # exact constants of the linear map are ||M||_2 and ||M^T||_inf (max abs column sum of M).
+    # wrong code caught: the ||W^Q||^4 variant losing a query factor (it would fall below ||M||_2 for
+    # ||W^Q|| > 1), the inf form dropping ||W^{Q T}||_inf, a wrong phi^{-1}(0).
+    rng = np.random.default_rng(21)
+    recalled_broken = 0
+    for trial in range(40):
+        heads, d, dk, dv, dout = (int(x) for x in rng.integers(1, 4, size=5))
+        q = rng.standard_normal((heads, d, dk)) * rng.uniform(0.2, 3.0)
+        v = rng.standard_normal((heads, d, dv))
+        o = rng.standard_normal((heads, dv, dout))
+        w = A.AttentionWeights.from_arrays(q, q, v, o)
+        m = _single_token_map(q, v, o)
+        assert np.linalg.norm(m, 2) <= A.l2_attention_bound_wq2(w, 1) * (1 + 1e-12)
+        assert np.abs(m).sum(axis=0).max() <= A.l2_attention_inf_bound(w, 1) * (1 + 1e-12)
+        recalled_broken += np.linalg.norm(m, 2) > A.l2_attention_bound(w, 1)
+    assert recalled_broken > 0  # the recalled form is falsified at n = 1 (the documented finding)
+    # d = d_k = 1, one head: the variant is tight, the recalled form is low by the factor |W^Q|
+    q, v, o = np.array([[[2.04]]]), np.array([[[-2.56]]]), np.array([[[0.42]]])
+    w = A.AttentionWeights.from_arrays(q, q, v, o)
+    assert A.l2_attention_bound_wq2(w, 1) == pytest.approx(2.04**2 * 2.56 * 0.42, rel=1e-9)
+    assert A.l2_attention_bound(w, 1) == pytest.approx(2.04 * 2.56 * 0.42, rel=1e-9)
+
+
+def test_kim_query_power_is_validated():
+    w = A.AttentionWeights.from_arrays(*(np.ones((1, 2, 2)) for _ in range(3)))
+    for bad in (0, 3, 1.5, True):
+        with pytest.raises(BoundInputError, match="query_power"):
+            A.l2_attention_bound(w, 3, query_power=bad)
+    with pytest.raises(BoundInputError, match="query_power"):
+        A.l2_attention_bound(w, 3, norm="inf", query_power=2)

@@ -31,6 +31,7 @@ __all__ = [
     "castin_bounded_dot_product_bound",
     "l2_attention_bound",
     "l2_attention_inf_bound",
+    "l2_attention_bound_wq2",
     "meanfield_w2_bound",
     "dot_product_blowup_witness",
     "BlowupWitness",
@@ -201,9 +202,12 @@ def _kim_phi_inverse(n_tokens: int) -> float:
     source="Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.2 (recalled)",
     confidence="reconstructed",
     covers="L2 multi-head self-attention, any input (global), Frobenius norm",
-    notes="phi(x) = x e^{x+1}, phi^{-1}(N-1) = W_0((N-1)/e); D/H is the head dimension d_k.",
+    notes="phi(x) = x e^{x+1}, phi^{-1}(N-1) = W_0((N-1)/e); D/H is the head dimension d_k. FALSIFIED here "
+    "in this recalled form (expected falsification in verification/test_attention.py): at N = 1 the layer is "
+    "the linear map x -> x A W^V W^O, whose norm carries ||W^Q||_2^2, not ||W^Q||_2; see "
+    "attention.kim_l2_2norm_wq2 for the dimensionally consistent variant.",
 )
-def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2") -> float:
+def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2", query_power: int = 1) -> float:
     r"""Kim et al.'s global Lipschitz bound of L2 multi-head self-attention (tied :math:`W^Q=W^K`).
 
     L2 attention: :math:`P^h_{ij}\propto\exp\big(-\|x_i^\top W^{Q,h}-x_j^\top W^{Q,h}\|_2^2/\sqrt{D/H}\big)` and
@@ -223,24 +227,76 @@ def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2"
 
     *Reconstructed* (the paper was not readable): the theorem's form and the L2-attention value convention
     were recalled from secondary sources; the verification suite tests them against exact local Jacobians.
+
+    **Finding (the recalled 2-norm form is false for this value convention).** With one token
+    (:math:`N=1`, :math:`\phi^{-1}(0)=0`) the softmax is 1 and :math:`F(x)=x\,[A_1W^{V,1},\dots,A_HW^{V,H}]W^O`
+    is linear, so :math:`\mathrm{Lip}_2(F)=\|[A_hW^{V,h}]_hW^O\|_2`, which for :math:`D=d_k=H=1` equals
+    :math:`|W^Q|^2|W^V||W^O|` while the recalled bound is :math:`|W^Q||W^V||W^O|`: false whenever
+    :math:`|W^Q|>1` (the shrunk counterexample in ``verification/corpus/attention.kim_l2_2norm/``:
+    :math:`W^Q=2.04`, :math:`W^V=-2.56`, :math:`W^O=0.42` gives 4.45 > 2.18). Either the recalled form or the
+    recalled value convention (:math:`XA_hW^{V,h}` rather than :math:`XW^{Q,h}W^{V,h}`) is wrong; we cannot tell
+    which without the paper, so the recalled form stays registered (``attention.kim_l2_2norm``, expected
+    falsification) and ``query_power`` selects the alternative:
+
+    ``query_power=2`` (registered as ``attention.kim_l2_2norm_wq2``, see :func:`l2_attention_bound_wq2`)
+    replaces :math:`\|W^{Q,h}\|_2^2` by :math:`\|W^{Q,h}\|_2^4` inside the sum, the power the value path
+    :math:`XA_hW^{V,h}` carries (:math:`\|A_h\|_2=\|W^{Q,h}\|_2^2/\sqrt{D/H}`); at :math:`N=1`, one head,
+    it is :math:`\|W^Q\|_2^2\|W^V\|_2\|W^O\|_2/\sqrt{d_k}\ge\|A W^VW^O\|_2`, tight for :math:`D=d_k=1`.
+    ``query_power`` applies to ``norm="2"`` only (the :math:`\infty` form already has two query factors).
     """
     w = _weights(weights)
     n = positive_int("n_tokens", n_tokens)
     if norm not in ("2", "inf"):
         raise BoundInputError(f"norm: expected '2' or 'inf', got {norm!r}")
+    if query_power not in (1, 2) or isinstance(query_power, bool):
+        raise BoundInputError(f"query_power: expected 1 (recalled form) or 2 (||W^Q||^4 variant), got {query_power!r}")
+    if norm == "inf" and query_power != 1:
+        raise BoundInputError("query_power: only the 2-norm form has a query_power variant (norm='inf' needs 1)")
     if not w.tied():
         raise BoundInputError("weights: L2 attention bound needs tied query and key weights (W^Q = W^K, Kim Thm 3.2)")
     dk = w.head_dim
     phi_inv = _kim_phi_inverse(n)
     wo = np.concatenate(list(w.output), axis=0)  # (H*dv, d_out)
     if norm == "2":
-        s = math.sqrt(sum(spectral_norm(q) ** 2 * spectral_norm(v) ** 2 for q, v in zip(w.query, w.value)))
+        s = math.sqrt(sum(spectral_norm(q) ** (2 * query_power) * spectral_norm(v) ** 2
+                          for q, v in zip(w.query, w.value)))
         val = math.sqrt(n) / math.sqrt(dk) * (4 * phi_inv + 1) * s * spectral_norm(wo)
     else:
         qq = max(inf_norm(q) * inf_norm(q.T) for q in w.query)
         vv = max(inf_norm(v.T) for v in w.value)
         val = (4 * phi_inv + 1 / math.sqrt(dk)) * inf_norm(wo.T) * qq * vv
     return round_up(val)
+
+
+@register(
+    "attention.kim_l2_2norm_wq2",
+    kind="upper",
+    latex=r"\mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)\Big(\sum_h\|W^{Q,h}\|_2^4\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2",
+    assumptions=("L2 self-attention", "tied query/key weights W^Q = W^K", "value X A_h W^{V,h}, A_h = W^Q W^{Q,T}/sqrt(D/H)"),
+    source="variant of Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.2 "
+    "(recalled form falsified here; ||W^{Q,h}||^4 restores the power the value path carries)",
+    confidence="reconstructed",
+    covers="L2 multi-head self-attention, any input (global), Frobenius norm",
+    notes="Not a statement read in the paper: the recalled attention.kim_l2_2norm with ||W^{Q,h}||_2^2 replaced by "
+    "||W^{Q,h}||_2^4 (l2_attention_bound(query_power=2)); tested, not trusted.",
+)
+def l2_attention_bound_wq2(weights: AttentionWeights, n_tokens: int) -> float:
+    r"""The dimensionally consistent variant of Kim et al.'s 2-norm bound (``query_power=2``):
+
+    .. math:: \mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)
+              \Big(\sum_h\|W^{Q,h}\|_2^4\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2
+
+    *Reconstructed, and not read in any source.* Reasoning: the value path of L2 attention is
+    :math:`P^hXA_hW^{V,h}` with :math:`A_h=W^{Q,h}W^{Q,h\top}/\sqrt{D/H}`, so every Jacobian term carries
+    :math:`\|A_h\|_2\le\|W^{Q,h}\|_2^2/\sqrt{D/H}`, i.e. the query weights twice; per head
+    :math:`\mathrm{Lip}_2(f^h)\le\frac{\sqrt N}{\sqrt{D/H}}(4\phi^{-1}(N-1)+1)\|W^{Q,h}\|_2^2` (Kim et al.'s
+    per-head structure as recalled), and stacking heads, :math:`\|[f^hW^{V,h}]_h\|\le
+    (\sum_h\mathrm{Lip}(f^h)^2\|W^{V,h}\|^2)^{1/2}`, gives :math:`\|W^{Q,h}\|_2^4` inside the sum. The recalled
+    form (:func:`l2_attention_bound`, ``attention.kim_l2_2norm``) has :math:`\|W^{Q,h}\|_2^2` and is falsified at
+    :math:`N=1`. At :math:`N=1` this variant is tight for :math:`D=d_k=1`. Whether it holds for :math:`N\ge2` is
+    what the verification property tests (it is not proved here).
+    """
+    return l2_attention_bound(weights, n_tokens, norm="2", query_power=2)
 
 
 # the inf-norm form is the same function with norm="inf"; registered under its own name
