@@ -164,6 +164,14 @@ def cmd_demo(args) -> int:
         console.print("[bold]boundlab demo[/]: TopoLip experiment on the embedded digits (small)")
         verdicts = run_demo(out, device=args.device)
         _print_verdicts(verdicts)
+    from empirical.sdp_comparison import write_sdp_comparison
+
+    for path in write_sdp_comparison(out, seed=0):
+        doc = read_json(path)
+        certified = ", ".join(f"{r['form']} {r['certified']:.5g}" for r in doc["results"])
+        analytic = ", ".join(f"{k} {v:.5g}" for k, v in doc["analytic"].items())
+        console.print(f"[bold]{doc['network']}[/]: SDP {certified}; analytic {analytic}; "
+                      f"empirical lower bound {doc['empirical_lower']:.5g}")
     from reports import build_report
 
     report = build_report(out, out)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
-from theory._validate import BoundInputError
+from theory._validate import BoundInputError, positive_int
 
 DTYPE = torch.float64
 
@@ -48,3 +50,21 @@ def generator(seed: int, device: torch.device) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run the block with ``torch.set_num_threads(threads)`` and restore the previous value (``None``: unchanged).
+
+    Float reductions depend on the number of intra-op threads, so work whose numbers must not depend on where it
+    runs (experiment units on any executor) fixes and records it."""
+    if threads is None:
+        yield
+        return
+    threads = positive_int("threads", threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

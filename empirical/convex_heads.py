@@ -15,7 +15,6 @@ The objectives are exactly those of :mod:`theory.convex_attention` (same losses,
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import torch
 from theory import convex_attention as CA
 from theory._validate import BoundInputError, choice, positive_float, positive_int
 
-from ._torch import DTYPE, generator
+from ._torch import DTYPE, generator, torch_threads
 
 __all__ = ["HEAD_KINDS", "TrainResult", "predictions", "objective", "train_heads", "factored_solve", "torch_threads"]
 
@@ -35,21 +34,6 @@ HEAD_KINDS = ("attention", "mlp", "relu_mlp")
 #: heads on 6 x 4 x 3 tokens for 100 L-BFGS steps took 6.1 s CPU / 44 s wall with torch's default 2 threads and
 #: 0.18 s CPU / 1.7 s wall with 1 (the thread pool spins on tensors of a few hundred entries)
 THREADS = 1
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None):
-    """Run the block with ``torch.set_num_threads(threads)`` and restore the previous value (``None``: unchanged)."""
-    if threads is None:
-        yield
-        return
-    threads = positive_int("threads", threads)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _masks(kind: str, tokens: np.ndarray, gates) -> np.ndarray:

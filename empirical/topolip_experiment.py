@@ -34,7 +34,7 @@ import torch
 
 from theory._validate import BoundInputError, choice, positive_float, positive_int
 
-from ._torch import resolve_device
+from ._torch import resolve_device, torch_threads
 from .data import DATASETS, ImageData, corrupt, gaussian_noise, load_dataset, probe_indices
 from .models import MODELS, ModelConfig, build_model, certified_bounds
 from .robustness import RobustnessConfig, robustness_report
@@ -92,6 +92,7 @@ class ExperimentConfig:
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     topolip_summary: str = "max"         # how per-layer TopoLip becomes one number per model: max over hidden layers
     topolip_variant: str = "A"           # which variant the claims compare (B, C, D are in the result files)
+    threads: int = 1                     # torch intra-op threads per unit: fixed so numbers match on any executor
 
     def validate(self) -> "ExperimentConfig":
         choice("dataset", self.dataset, DATASETS)
@@ -106,6 +107,7 @@ class ExperimentConfig:
             if isinstance(s, bool) or not isinstance(s, int):
                 raise BoundInputError(f"seeds: expected integers, got {s!r}")
         positive_int("epochs", self.epochs, minimum=0)
+        positive_int("threads", self.threads)
         positive_int("probe", self.probe, minimum=3)
         positive_float("topolip_sigma", self.topolip_sigma)
         choice("topolip_summary", self.topolip_summary, ("max", "mean"))
@@ -145,7 +147,8 @@ def unit_config(cfg: ExperimentConfig, model: str, seed: int, data: ImageData, t
             "perturbation": {"kind": "gaussian_noise", "sigma": cfg.topolip_sigma, "space": "pixels, clipped to [0,1]"},
             "shift": {"kind": cfg.shift, "severity": cfg.shift_severity},
             "robustness": cfg.robustness.as_dict(), "topolip": _topo_dict(topo),
-            "lipschitz": "certified upper bound per block on the pixel box (theory.composition.network_bound)"}
+            "lipschitz": "certified upper bound per block on the pixel box (theory.composition.network_bound)",
+            "torch_threads": cfg.threads}
 
 
 def unit_name(model: str, dataset: str, seed: int, ucfg: dict) -> str:
@@ -196,7 +199,16 @@ def make_probe(data: ImageData, cfg: ExperimentConfig, device: torch.device) -> 
 
 def run_unit(cfg: ExperimentConfig, model_name: str, seed: int, data: ImageData, probe: dict, out_dir: Path, *,
              resume: bool = False, device=None, progress=None, topo=None) -> dict:
-    """Train and probe one (model, seed) unit; returns its result document (also written to ``result.json``)."""
+    """Train and probe one (model, seed) unit; returns its result document (also written to ``result.json``).
+
+    Runs with ``cfg.threads`` torch threads (float reductions depend on the thread count; fixing it makes a unit's
+    numbers identical whichever executor runs it)."""
+    with torch_threads(cfg.threads):
+        return _run_unit(cfg, model_name, seed, data, probe, out_dir, resume=resume, device=device,
+                         progress=progress, topo=topo)
+
+
+def _run_unit(cfg, model_name, seed, data, probe, out_dir, *, resume, device, progress, topo) -> dict:
     from boundlab.results import metadata_block, read_json, write_json
 
     dev = resolve_device(device)

@@ -127,3 +127,56 @@ def test_dask_local_cluster_survives_a_killed_worker(tmp_path):
     starts = [ln.split()[1] for ln in lines if ln.startswith("start")]
     assert len(starts) > n, "the killed unit must have been rescheduled"
     assert _numbers(dask_dir) == _numbers(ref_dir), "same seeds must give the same numbers on any executor"
+
+
+def _numbers_of_unit(doc: dict) -> dict:
+    """What a unit measured, without timings and metadata (those legitimately differ between runs)."""
+    keep = {}
+    for ep in doc["epochs"]:
+        layers = [{k: v for k, v in row.items() if k not in ("seconds",)} for row in ep.get("layers", [])]
+        keep[ep["epoch"]] = {"clean_accuracy": ep.get("clean_accuracy"), "robustness": ep.get("robustness"),
+                             "network_upper_bound": ep.get("network_upper_bound"), "layers": layers}
+    return {"train_loss": doc["train_loss"], "epochs": keep}
+
+
+def test_topolip_sweep_on_dask_with_a_killed_worker_matches_in_process(tmp_path):
+    """The real experiment sweep (tiny) on a 2-worker LocalCluster, one worker SIGKILLed while it trains a unit:
+    every unit ends with exactly one finished result, with the same numbers as the in-process sweep."""
+    pytest.importorskip("distributed")
+    import threading
+    from dataclasses import replace
+
+    from boundlab.results import read_json
+    from empirical.robustness import RobustnessConfig
+    from empirical.topolip_experiment import DEMO_CONFIG, run_experiment
+
+    cfg = replace(DEMO_CONFIG, models=("conv", "attn"), seeds=(0, 1), epochs=2, probe_epochs=(2,), probe=30,
+                  robustness=RobustnessConfig(eps=(2 / 255,), noise_sigmas=(8 / 255,), pgd_steps=2))
+    ref = run_experiment(cfg, tmp_path / "inproc", show_progress=False)
+    executor = make_executor(workers=2)
+    killed = {}
+    try:
+        pids = list(executor.client.run(os.getpid).values())
+
+        def killer():
+            deadline = time.time() + 60
+            while time.time() < deadline and not killed:
+                if list((tmp_path / "dask" / "topolip").glob("*/checkpoint.pt")):  # a unit is training
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed["pid"] = pids[0]
+                time.sleep(0.02)
+
+        t = threading.Thread(target=killer)
+        t.start()
+        res = run_experiment(cfg, tmp_path / "dask", show_progress=False, executor=executor)
+        t.join()
+    finally:
+        executor.close()
+    assert killed, "the test must kill a worker while a unit trains"
+    results = sorted((tmp_path / "dask" / "topolip").glob("*/result.json"))
+    assert len(results) == len(ref["units"]) == 4
+    assert all(read_json(p)["status"] == "finished" for p in results)
+    assert not list((tmp_path / "dask" / "topolip").glob("*/.*.tmp")), "no partial result may remain"
+    by_unit = {d["unit"]: _numbers_of_unit(d) for d in ref["units"]}
+    for doc in res["units"]:
+        assert _numbers_of_unit(doc) == by_unit[doc["unit"]], f"{doc['unit']}: numbers differ from in-process"

@@ -45,7 +45,9 @@ def cmd_lipsdp(args) -> int:
               "split_size": args.split_size, "activation": act, "alpha": net.alpha, "beta": net.beta,
               "widths": [ws[0].shape[1], *net.hidden, ws[-1].shape[0]]}
     if args.json:
-        write_json(args.json, {**metadata_block(config, None), "result": res.as_dict(), "wall_seconds": wall})
+        write_json(args.json, {**metadata_block(config, None), **res.as_dict(), "result": res.as_dict(),
+                               "wall_seconds": wall, "network": config["widths"],
+                               "analytic": {"product of spectral norms (composition.product)": res.naive_bound}})
     table = Table(title=f"LipSDP-{args.form} of {args.path} {config['widths']} ({act}, slopes [{net.alpha}, {net.beta}])")
     for col in ("quantity", "value"):
         table.add_column(col)
