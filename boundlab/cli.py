@@ -7,7 +7,6 @@ with status 2 and a one-line reason naming the argument.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import subprocess

@@ -6,6 +6,7 @@ target folder and ``os.replace``-s it, so a killed run never leaves a half-writt
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -90,15 +91,16 @@ def dumps(obj: Any) -> str:
     return json.dumps(_clean(json.loads(json.dumps(obj, default=_default, allow_nan=True))), indent=2, sort_keys=False)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w"):
+    """Write ``path`` atomically: yield a temporary file in the same folder, then fsync it and ``os.replace`` it
+    onto ``path``; on any error the temporary file is removed and ``path`` is left as it was."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(obj)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -106,23 +108,21 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return target
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
+    text = dumps(obj)
+    with atomic_file(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
 
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     """Write arrays to ``path`` (.npz) atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".npz", dir=target.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    with atomic_file(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -26,7 +26,7 @@ import functools
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +209,7 @@ def run_unit(cfg: ExperimentConfig, model_name: str, seed: int, data: ImageData,
 
 
 def _run_unit(cfg, model_name, seed, data, probe, out_dir, *, resume, device, progress, topo) -> dict:
-    from boundlab.results import metadata_block, read_json, write_json
+    from boundlab.results import metadata_block, read_json
 
     dev = resolve_device(device)
     topo = topo if topo is not None else _topo_config()

@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -81,21 +80,12 @@ def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """``torch.save(state)`` atomically: a temporary file in the same folder, fsync, then ``os.replace``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    """``torch.save(state)`` atomically (:func:`boundlab.results.atomic_file`: temp file, fsync, ``os.replace``)."""
+    from boundlab.results import atomic_file
+
+    with atomic_file(path, "wb") as fh:
+        torch.save(state, fh)
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, expect_hash: str | None = None) -> dict:

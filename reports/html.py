@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import plots
 from .bench import history, latest_regressions
-from .load import Results, finite, load_results, num
+from .load import Results, load_results, num
 from .mathsvg import latex_svg
 
 DEFAULT_THRESHOLD = 1.3
