@@ -481,7 +481,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, devi
 
         units = [read_json(t.result_path) for t in tasks]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not show_progress, transient=False) as progress:
+                  console=console, disable=not show_progress or executor is not None, transient=False) as progress:
         task = progress.add_task("topolip units", total=0 if executor is not None else len(cfg.models) * len(cfg.seeds))
         for seed in (cfg.seeds if executor is None else ()):
             for m in cfg.models:
