@@ -61,9 +61,26 @@ class ModelConfig:
     heads: int = 4
     patch: int = 4
     mlp_ratio: int = 2
+    init: str = "kaiming"  # toy Attn/Conv only: "kaiming" (fan-in, ReLU gain for Conv, linear gain for Attn) or
+    #                        "pytorch" (PyTorch's default, which shrinks the signal of un-normalised deep stacks)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _init_weights(model: nn.Module, init: str, nonlinearity: str) -> None:
+    """Re-initialise every conv/linear weight of a toy model (fan-in Kaiming normal, zero bias) unless
+    ``init == "pytorch"``. Measured on digits (small scale, 5 epochs, seed 0): toy Conv test accuracy 0.26 with
+    PyTorch's default vs 0.84 with Kaiming, toy Attn 0.23 vs 0.74 - without it the toy-model verdicts compare
+    untrained models."""
+    choice("init", init, ("kaiming", "pytorch"))
+    if init == "pytorch":
+        return
+    for mod in model.modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(mod.weight, nonlinearity=nonlinearity)
+            if mod.bias is not None:
+                nn.init.zeros_(mod.bias)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -188,6 +205,7 @@ class ToyAttn(ProbedModel):
         self.embed = _PatchEmbed(channels, image_size, cfg.patch, cfg.width)
         self.layers = nn.ModuleList(MultiHeadAttention(cfg.width, cfg.heads) for _ in range(cfg.depth))
         self.head = nn.Linear(cfg.width, num_classes)
+        _init_weights(self, cfg.init, "linear")
 
     def layer_names(self):
         return ["input", "embed"] + [f"attn{i + 1}" for i in range(len(self.layers))] + ["logits"]
@@ -292,6 +310,7 @@ class ToyConv(ProbedModel):
         w = cfg.width
         self.convs = nn.ModuleList(nn.Conv2d(channels if i == 0 else w, w, 3, padding=1) for i in range(cfg.depth))
         self.head = nn.Linear(w, num_classes)
+        _init_weights(self, cfg.init, "relu")
 
     def layer_names(self):
         return ["input"] + [f"conv{i + 1}" for i in range(len(self.convs))] + ["logits"]

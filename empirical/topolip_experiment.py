@@ -26,7 +26,7 @@ import functools
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,12 @@ class ExperimentConfig:
     topolip_summary: str = "max"         # how per-layer TopoLip becomes one number per model: max over hidden layers
     topolip_variant: str = "A"           # which variant the claims compare (B, C, D are in the result files)
     threads: int = 1                     # torch intra-op threads per unit: fixed so numbers match on any executor
+    toy_init: str = "kaiming"            # initialisation of the toy Attn/Conv ("pytorch": PyTorch's default)
+
+    def model_config(self, model: str):
+        """The widths/depths of ``model`` at this scale (toy models with ``toy_init``)."""
+        base = SCALES[self.scale][model]
+        return replace(base, init=self.toy_init) if model in ("attn", "conv") else base
 
     def validate(self) -> "ExperimentConfig":
         choice("dataset", self.dataset, DATASETS)
@@ -108,6 +114,7 @@ class ExperimentConfig:
                 raise BoundInputError(f"seeds: expected integers, got {s!r}")
         positive_int("epochs", self.epochs, minimum=0)
         positive_int("threads", self.threads)
+        choice("toy_init", self.toy_init, ("kaiming", "pytorch"))
         positive_int("probe", self.probe, minimum=3)
         positive_float("topolip_sigma", self.topolip_sigma)
         choice("topolip_summary", self.topolip_summary, ("max", "mean"))
@@ -140,7 +147,7 @@ def unit_config(cfg: ExperimentConfig, model: str, seed: int, data: ImageData, t
     summary = data.summary()
     summary.pop("description")
     return {"model": model, "dataset": cfg.dataset, "data": summary, "seed": seed,
-            "model_config": SCALES[cfg.scale][model].as_dict(), "scale": cfg.scale,
+            "model_config": cfg.model_config(model).as_dict(), "scale": cfg.scale,
             "train": default_train_config(model, cfg.epochs, seed).as_dict(),
             "probe": {"n": cfg.probe, "seed": cfg.probe_seed, "split": "test", "epochs": list(cfg.epochs_probed),
                       "point": "flattened output of one block for one image; layer 0 = the input image"},
@@ -232,7 +239,7 @@ def _run_unit(cfg, model_name, seed, data, probe, out_dir, *, resume, device, pr
         load_checkpoint(ckpt, h)  # fail early, with the file named, on a corrupted or foreign checkpoint
     t0 = time.perf_counter()
     model = build_model(model_name, channels=data.channels, image_size=data.image_size, num_classes=data.num_classes,
-                        mean=data.mean, std=data.std, config=SCALES[cfg.scale][model_name], seed=seed).to(dev)
+                        mean=data.mean, std=data.std, config=cfg.model_config(model_name), seed=seed).to(dev)
     tcfg = default_train_config(model_name, cfg.epochs, seed)
     probed = set(cfg.epochs_probed)
 

@@ -54,7 +54,7 @@ def cmd_experiment_topolip(args) -> int:
     cfg = ExperimentConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
                            max_train=args.max_train, models=_models(args.models), scale=args.scale,
                            epochs=args.epochs, probe_epochs=probe_epochs, probe=args.probe, seeds=_seeds(args.seeds),
-                           robustness=RobustnessConfig(eps=eps, pgd_steps=args.pgd_steps))
+                           robustness=RobustnessConfig(eps=eps, pgd_steps=args.pgd_steps), toy_init=args.toy_init)
     executor = None
     if args.workers is not None or args.scheduler is not None:
         from ..executor import make_executor
@@ -93,6 +93,8 @@ def register(subparsers) -> None:
     t.add_argument("--out", default="boundlab-results")
     t.add_argument("--resume", action="store_true", help="continue killed units from their last checkpoint")
     t.add_argument("--device", default=None, help="cpu (default) or cuda")
+    t.add_argument("--toy-init", choices=("kaiming", "pytorch"), default="kaiming",
+                   help="initialisation of the toy Attn/Conv (PyTorch's default barely trains them in a few epochs)")
     t.add_argument("--workers", type=_positive_int, default=None, help="run the units on a local Dask cluster of N "
                    "worker processes")
     t.add_argument("--scheduler", default=None, help="run the units on an existing Dask cluster (tcp://HOST:PORT)")
