@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-_PACKAGES = ("numpy", "scipy", "torch", "cvxpy", "gudhi", "POT", "hypothesis")
+_PACKAGES = ("numpy", "scipy", "torch", "cvxpy", "cvxopt", "clarabel", "scs", "gudhi", "giotto-ph", "POT",
+             "scikit-learn", "hypothesis", "dask", "distributed", "matplotlib")
 
 
 def versions() -> dict[str, str]:
