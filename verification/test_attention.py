@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from empirical.attention import dot_product_attention, l2_attention
@@ -18,9 +17,8 @@ from empirical.lipschitz import global_lipschitz_lower_bound, jacobian_norm
 from empirical.wasserstein import wasserstein_uniform
 from theory import attention as A
 
-from . import corpus
+from .falsify import must_falsify
 from .corpus import replay
-from .ledger import BoundViolation
 from .strategies import attention_cases, log_uniform, weights_of, with_config
 
 RTOL = 1e-9
@@ -103,19 +101,7 @@ def test_kim_l2_2norm_is_falsified(ledger):
 
     # regime of the finding: few tokens, small widths, query scale >= 1 (the general L2_CASES need many examples)
     regime = attention_cases(tied=True, max_tokens=2, max_dim=2, max_head_dim=2, radius=(0.1, 10.0), scale=(1.0, 3.0))
-    search = settings(database=None, max_examples=40)(given(case=regime)(check))
-    with pytest.raises(BoundViolation) as info:
-        search()
-    found = info.value
-    rec = ledger.record(name, "falsified")
-    assert found.case.size() <= rec.first_violation_size, "Hypothesis did not shrink the counterexample"
-    path = corpus.save(name, found.case, {"lower": found.lower, "upper": found.upper})
-    ledger.falsified(name, found.case, str(path))
-    saved = corpus.load(name)
-    assert saved, "the shipped counterexample of attention.kim_l2_2norm is missing"
-    for case in saved:
-        with pytest.raises(BoundViolation):
-            check(case)
+    must_falsify(ledger, name, regime, check, max_examples=40, require_saved=True)
 
 
 @replay("attention.kim_l2_2norm_wq2")

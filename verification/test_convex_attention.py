@@ -21,17 +21,15 @@ true non-convex problem; a fresh search must find data on which its certified op
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 
 from empirical.convex_heads import objective as torch_objective
 from empirical.convex_heads import train_heads
 from theory import convex_attention as CA
 
-from . import corpus
+from .falsify import must_falsify
 from .corpus import replay
-from .ledger import BoundViolation
 from .planted import PLANTED
 from .strategies_convex import convex_cases, loss_kwargs
 
@@ -145,18 +143,7 @@ def test_planted_convex_program_is_falsified(ledger):
         attained = CA.attention_objective(x, y, CA.recover_heads(true), beta, **kw)
         ledger.check_upper(PLANTED_NAME, planted_no_gram(case), attained, case, rtol=1e-9, expect="falsified")
 
-    search = settings(database=None, max_examples=200)(given(case=convex_cases(head="attention"))(check))
-    with pytest.raises(BoundViolation) as info:
-        search()
-    found = info.value
-    rec = ledger.record(PLANTED_NAME, "falsified")
-    assert rec.first_violation_size is not None
-    assert found.case.size() <= rec.first_violation_size, "Hypothesis did not shrink the counterexample"
-    path = corpus.save(PLANTED_NAME, found.case, {"lower": found.lower, "upper": found.upper})
-    ledger.falsified(PLANTED_NAME, found.case, str(path))
-    for saved in corpus.load(PLANTED_NAME):
-        with pytest.raises(BoundViolation):
-            check(saved)
+    must_falsify(ledger, PLANTED_NAME, convex_cases(head="attention"), check)
 
 
 def test_recovery_layout_matches_block_identity():

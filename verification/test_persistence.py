@@ -19,18 +19,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from empirical.topology import diagram_distance, persistence_diagrams
 from empirical.wasserstein import wasserstein_uniform
 from theory import persistence as P
 
-from . import corpus
+from .falsify import must_falsify
 from .cases import Case
 from .corpus import replay
-from .ledger import BoundViolation
 from .strategies import log_uniform, seeds
 
 RTOL = 1e-9
@@ -122,18 +120,7 @@ def test_planted_bottleneck_without_sqrt_n_is_falsified(ledger):
         ledger.check_upper(PLANTED_NO_SQRT_N, lower, _planted_no_sqrt_n(case["x"], case["y"]), case, rtol=RTOL,
                            expect="falsified")
 
-    search = settings(database=None, max_examples=200)(given(case=cloud_pairs(moves=("outlier",)))(check))
-    with pytest.raises(BoundViolation) as info:
-        search()
-    found = info.value
-    rec = ledger.record(PLANTED_NO_SQRT_N, "falsified")
-    assert rec.first_violation_size is not None
-    assert found.case.size() <= rec.first_violation_size, "Hypothesis did not shrink the counterexample"
-    path = corpus.save(PLANTED_NO_SQRT_N, found.case, {"lower": found.lower, "upper": found.upper})
-    ledger.falsified(PLANTED_NO_SQRT_N, found.case, str(path))
-    for saved in corpus.load(PLANTED_NO_SQRT_N):
-        with pytest.raises(BoundViolation):
-            check(saved)
+    must_falsify(ledger, PLANTED_NO_SQRT_N, cloud_pairs(moves=("outlier",)), check)
 
 
 def test_planted_sanity_sqrt_n_is_needed():

@@ -9,14 +9,12 @@ saved earlier for that planted bound still violates it (the corpus replay).
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
 
 from empirical.attention import dot_product_attention
 from empirical.lipschitz import conv_operator_norm, global_lipschitz_lower_bound
 from theory.convolution import circular_spectral_norm
 
-from . import corpus
-from .ledger import BoundViolation
+from .falsify import must_falsify
 from .planted import PLANTED, circular_exact_shrunk, conv_no_k_factor, dp_global_lipschitz, lipsdp_shrunk
 from .strategies import attention_cases, conv_cases, weights_of
 from .strategies_lipsdp import mlp_cases, net_of
@@ -70,19 +68,7 @@ def test_planted_bound_is_falsified(ledger, name):
         lower, upper = evaluate(case)
         ledger.check_upper(name, lower, upper, case, rtol=1e-9, expect="falsified")
 
-    search = settings(database=None, max_examples=200)(given(case=strategy)(check))
-    with pytest.raises(BoundViolation) as info:
-        search()
-    found = info.value
-    rec = ledger.record(name, "falsified")
-    assert rec.first_violation_size is not None
-    assert found.case.size() <= rec.first_violation_size, "Hypothesis did not shrink the counterexample"
-    path = corpus.save(name, found.case, {"lower": found.lower, "upper": found.upper})
-    ledger.falsified(name, found.case, str(path))
-    # replay: every saved counterexample of this planted bound must still falsify it
-    for saved in corpus.load(name):
-        with pytest.raises(BoundViolation):
-            check(saved)
+    must_falsify(ledger, name, strategy, check)
 
 
 def test_circular_exact_shrunk_sanity():

@@ -38,18 +38,16 @@ Regimes (recorded in each case: mean, d, T, T/d, self-token, scaling, trials) an
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from empirical.qk_spectrum import entropy_curve, gaussian_expectation
 from theory import qk_spectrum as Q
 
-from . import corpus
+from .falsify import must_falsify
 from .cases import Case
 from .corpus import replay
-from .ledger import BoundViolation
 from .strategies import log_uniform, seeds, with_config
 from .strategies_rank import spectrum_cases, square_matrices
 
@@ -199,21 +197,11 @@ def test_trend_p3(ledger, case):
 
 
 def _must_falsify(ledger, name, strategy, check, shrink: bool = True):
-    """A fresh search must falsify ``name``; the case is saved and every saved case must still falsify it.
-
-    ``shrink=False`` keeps the first falsifying regime: shrinking a regime (seed, d, T, mean) re-measures a
-    whole entropy curve per attempt (~1 s each on the shared 2-core machine; 68 s for qk.trend_p3_self_mean)
-    and buys nothing, since the finding is the regime, recorded in the case's config."""
-    phases = tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate)
-    search = settings(database=None, max_examples=40, phases=phases)(given(case=strategy)(check))
-    with pytest.raises(BoundViolation) as info:
-        search()
-    found = info.value
-    path = corpus.save(name, found.case, {"lower": found.lower, "upper": found.upper})
-    ledger.falsified(name, found.case, str(path))
-    for saved in corpus.load(name):
-        with pytest.raises(BoundViolation):
-            check(saved)
+    """:func:`verification.falsify.must_falsify` with 40 examples. ``shrink=False`` keeps the first falsifying
+    regime: shrinking a regime (seed, d, T, mean) re-measures a whole entropy curve per attempt (~1 s each on the
+    shared 2-core machine; 68 s for qk.trend_p3_self_mean) and buys nothing, since the finding is the regime,
+    recorded in the case's config."""
+    must_falsify(ledger, name, strategy, check, max_examples=40, shrink=shrink, check_shrunk=False)
 
 
 def test_trend_p1_no_self_is_falsified(ledger):

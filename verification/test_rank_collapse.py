@@ -49,11 +49,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import sklearn.datasets  # noqa: F401 - imported here, not inside a strategy: importing it reseeds `random`
 import torch
 import torch.nn.functional as F
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from empirical import rank_collapse as ER
@@ -62,10 +61,9 @@ from theory import BoundInputError
 from theory import rank_collapse as R
 from theory.numerics import round_down
 
-from . import corpus
+from .falsify import must_falsify
 from .cases import Case
 from .corpus import replay
-from .ledger import BoundViolation
 from .strategies import log_uniform, seeds, with_config
 from .strategies_rank import layernorm_token_cases, network_of, san_cases, token_matrices
 
@@ -355,17 +353,7 @@ def test_layernorm_right_multiplication_is_falsified(ledger):
         misfit = R.right_multiplication_misfit(case["z"], _torch_ln(case))
         ledger.check_upper(name, misfit - 1e-12, 1e-6, case, rtol=0.0, expect="falsified")
 
-    search = settings(database=None, max_examples=50)(given(case=layernorm_token_cases())(check))
-    with pytest.raises(BoundViolation) as info:
-        search()
-    found = info.value
-    rec = ledger.record(name, "falsified")
-    assert found.case.size() <= rec.first_violation_size, "Hypothesis did not shrink the counterexample"
-    path = corpus.save(name, found.case, {"lower": found.lower, "upper": found.upper})
-    ledger.falsified(name, found.case, str(path))
-    for saved in corpus.load(name):
-        with pytest.raises(BoundViolation):
-            check(saved)
+    must_falsify(ledger, name, layernorm_token_cases(), check, max_examples=50)
 
 
 # --------------------------------------------------------------------------- empirical collapse
@@ -405,19 +393,10 @@ def test_empirical_collapse(ledger, case):
 
 
 def _search_must_falsify(ledger, name, strategy, check, max_examples=60, shrink=True):
-    """A fresh search (no database) must falsify ``name``; the case is saved and every saved case must still
-    falsify it. ``shrink=False`` keeps the first falsifying case (for searches whose examples cost seconds; the
-    shipped corpus then holds a case shrunk by an earlier, unhurried run, which is replayed)."""
-    phases = tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate)
-    search = settings(database=None, max_examples=max_examples, phases=phases)(given(case=strategy)(check))
-    with pytest.raises(BoundViolation) as info:
-        search()
-    found = info.value
-    path = corpus.save(name, found.case, {"lower": found.lower, "upper": found.upper})
-    ledger.falsified(name, found.case, str(path))
-    for saved in corpus.load(name):
-        with pytest.raises(BoundViolation):
-            check(saved)
+    """:func:`verification.falsify.must_falsify` without the shrink-size check; ``shrink=False`` keeps the first
+    falsifying case (for searches whose examples cost seconds; the shipped corpus then holds a case shrunk by an
+    earlier, unhurried run, which is replayed)."""
+    must_falsify(ledger, name, strategy, check, max_examples=max_examples, shrink=shrink, check_shrunk=False)
 
 
 def test_empirical_mlp_slows_is_falsified(ledger):
