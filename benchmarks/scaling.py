@@ -29,7 +29,7 @@ def _best(fn, repeat: int) -> float:
 
 def persistence_curve(sizes, dim: int, repeat: int) -> list[dict]:
     """H0+H1 diagrams of N Gaussian points in ``dim`` dimensions (distance matrix O(N^2 D), then Rips)."""
-    from empirical.topology import persistence_diagrams
+    from boundlab.empirical.topology import persistence_diagrams
 
     rows = []
     for n in sizes:
@@ -42,7 +42,7 @@ def persistence_curve(sizes, dim: int, repeat: int) -> list[dict]:
 
 def lipsdp_curve(widths, depth: int, repeat: int) -> list[dict]:
     """LipSDP-Neuron (CVXOPT, certified) on random ReLU nets 10 -> width x depth -> 1; LMI side = 10 + depth*width."""
-    from theory.lipsdp import FeedForward, lipsdp
+    from boundlab.theory.lipsdp import FeedForward, lipsdp
 
     rows = []
     for w in widths:
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     args = p.parse_args(argv)
-    from boundlab.results import metadata_block, write_json
+    from boundlab.io.results import metadata_block, write_json
 
     q = args.quick
     doc = {**metadata_block({"script": "benchmarks/scaling.py", "quick": q, "repeat": args.repeat}),

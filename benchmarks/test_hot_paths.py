@@ -17,8 +17,8 @@ import numpy as np
 
 
 def test_convex_linear_attention_head(benchmark):
-    from empirical.convex_heads import factored_solve
-    from theory import convex_attention as CA
+    from boundlab.empirical.convex_heads import factored_solve
+    from boundlab.theory import convex_attention as CA
 
     rng = np.random.default_rng(0)
     tokens = rng.standard_normal((20, 5, 4))
@@ -36,7 +36,7 @@ def test_convex_linear_attention_head(benchmark):
 
 
 def test_diagram_w2_distance(benchmark):
-    from empirical.topology import diagram_distance, persistence_diagrams
+    from boundlab.empirical.topology import diagram_distance, persistence_diagrams
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((500, 64))

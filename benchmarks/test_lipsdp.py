@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from theory import lipsdp as L
+from boundlab.theory import lipsdp as L
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "lipsdp"
 
@@ -47,7 +47,7 @@ def test_lipsdp_speed(benchmark, name, form, target):
 
 
 def test_lipsdp_mnist_peak_memory():
-    code = ("import json, resource, time; from theory import lipsdp as L; "
+    code = ("import json, resource, time; from boundlab.theory import lipsdp as L; "
             f"net = L.FeedForward.from_weights(L.load_mat({str(DATA / 'mnist_weights.mat')!r}), 'relu'); "
             "t = time.perf_counter(); a = L.lipsdp(net, 'neuron'); b = L.lipsdp(net, 'layer'); "
             "print(json.dumps({'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "

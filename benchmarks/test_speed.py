@@ -18,10 +18,10 @@ import time
 import numpy as np
 import torch
 
-from empirical.attention import dot_product_attention
-from empirical.lipschitz import conv_operator_norm, dense_jacobian, local_lipschitz
-from theory.attention import AttentionWeights
-from theory.convolution import _circular_norm_pruned, circular_spectral_norm
+from boundlab.empirical.attention import dot_product_attention
+from boundlab.empirical.lipschitz import conv_operator_norm, dense_jacobian, local_lipschitz
+from boundlab.theory.attention import AttentionWeights
+from boundlab.theory.convolution import _circular_norm_pruned, circular_spectral_norm
 
 
 def _best_time(fn, repeat: int = 3) -> tuple[float, object]:

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from empirical.topology import available_engines, diagram_distance, persistence_diagrams
-from theory.persistence import distance_matrix
+from boundlab.empirical.topology import available_engines, diagram_distance, persistence_diagrams
+from boundlab.theory.persistence import distance_matrix
 
 N, D = 1000, 4096
 TARGET_S = 2.0

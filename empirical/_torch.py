@@ -7,7 +7,7 @@ import contextlib
 import numpy as np
 import torch
 
-from theory._validate import BoundInputError, positive_int
+from boundlab.theory.validate import InputError, positive_int
 
 DTYPE = torch.float64
 
@@ -19,11 +19,11 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise BoundInputError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}") from exc
+        raise InputError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BoundInputError("device: 'cuda' was requested but torch.cuda.is_available() is False")
+        raise InputError("device: 'cuda' was requested but torch.cuda.is_available() is False")
     if dev.type not in ("cpu", "cuda"):
-        raise BoundInputError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}")
+        raise InputError(f"device: expected 'cpu' or 'cuda[:N]', got {device!r}")
     return dev
 
 
@@ -35,18 +35,18 @@ def as_tensor(name: str, value, device: torch.device, dtype: torch.dtype = DTYPE
         try:
             t = torch.as_tensor(np.asarray(value, dtype=np.float64), device=device, dtype=dtype)
         except (TypeError, ValueError) as exc:
-            raise BoundInputError(f"{name}: expected a numeric array, got {type(value).__name__}") from exc
+            raise InputError(f"{name}: expected a numeric array, got {type(value).__name__}") from exc
     if t.numel() == 0:
-        raise BoundInputError(f"{name}: expected a non-empty array, got shape {tuple(t.shape)}")
+        raise InputError(f"{name}: expected a non-empty array, got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
-        raise BoundInputError(f"{name}: expected finite values (found NaN or Inf)")
+        raise InputError(f"{name}: expected finite values (found NaN or Inf)")
     return t
 
 
 def generator(seed: int, device: torch.device) -> torch.Generator:
     """A seeded generator on ``device`` (every random draw in :mod:`empirical` goes through one)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise BoundInputError(f"seed: expected an integer, got {seed!r}")
+        raise InputError(f"seed: expected an integer, got {seed!r}")
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g

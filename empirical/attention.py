@@ -12,15 +12,15 @@ from typing import Callable
 
 import torch
 
-from theory.attention import AttentionWeights
-from theory._validate import BoundInputError
+from boundlab.theory.attention import AttentionWeights
+from boundlab.theory.validate import InputError
 
 from ._torch import DTYPE, resolve_device
 
 
 def _tensors(weights: AttentionWeights, device) -> tuple[torch.Tensor, ...]:
     if not isinstance(weights, AttentionWeights):
-        raise BoundInputError(f"weights: expected AttentionWeights, got {type(weights).__name__}")
+        raise InputError(f"weights: expected AttentionWeights, got {type(weights).__name__}")
     dev = resolve_device(device)
     return tuple(torch.as_tensor(a, dtype=DTYPE, device=dev) for a in (weights.query, weights.key, weights.value, weights.output))
 

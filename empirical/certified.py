@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory._validate import BoundInputError, as_real_array
+from boundlab.theory.validate import InputError, as_real_array
 
 from .rank_collapse import TokenNetwork
 
@@ -128,12 +128,12 @@ def enclose(net: TokenNetwork, x) -> list[Box]:
     bounds cover.
     """
     if not isinstance(net, TokenNetwork):
-        raise BoundInputError(f"net: expected TokenNetwork, got {type(net).__name__}")
+        raise InputError(f"net: expected TokenNetwork, got {type(net).__name__}")
     if net.variant == "transformer":
-        raise BoundInputError("net: enclosures cover 'san', 'san_skip' and 'san_mlp' (no LayerNorm)")
+        raise InputError("net: enclosures cover 'san', 'san_skip' and 'san_mlp' (no LayerNorm)")
     a = as_real_array("x", x, ndim=2)
     if a.shape[1] != net.dim:
-        raise BoundInputError(f"x: expected {net.dim} columns, got shape {a.shape}")
+        raise InputError(f"x: expected {net.dim} columns, got shape {a.shape}")
     h = Box.point(a)
     outs = [h]
     for b in net.blocks:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory._validate import BoundInputError, as_real_array, choice, positive_float
-from theory.compactness import activation_variance, levina_bickel_dimension, twonn_dimension
+from boundlab.theory.validate import InputError, as_real_array, choice, positive_float
+from boundlab.theory.compactness import activation_variance, levina_bickel_dimension, twonn_dimension
 
 __all__ = ["METRICS", "BRACKET_MARGIN", "greedy_net", "covering_radius", "CoveringBracket", "covering_bracket",
            "activation_variance", "twonn_dimension", "levina_bickel_dimension"]
@@ -63,7 +63,7 @@ def covering_radius(points, centres, metric: str = "euclidean") -> float:
     x = _points(points)
     c = _points(centres, "centres")
     if c.shape[1] != x.shape[1]:
-        raise BoundInputError(f"centres: expected rows of dimension {x.shape[1]}, got {c.shape[1]}")
+        raise InputError(f"centres: expected rows of dimension {x.shape[1]}, got {c.shape[1]}")
     choice("metric", metric, METRICS)
     nearest = np.full(x.shape[0], np.inf)
     for row in c:

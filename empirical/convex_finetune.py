@@ -42,8 +42,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from theory import convex_attention as CA
-from theory._validate import BoundInputError, as_real_array, choice, positive_float, positive_int
+from boundlab.theory import convex_attention as CA
+from boundlab.theory.validate import InputError, as_real_array, choice, positive_float, positive_int
 
 from .convex_heads import factored_solve, train_heads
 
@@ -94,7 +94,7 @@ def digits_tokens(dim: int, patch: int = 4, stride: int = 2, seed: int = 0) -> t
 
     dim, patch, stride = (positive_int(k, v) for k, v in (("dim", dim), ("patch", patch), ("stride", stride)))
     if patch > 8:
-        raise BoundInputError(f"patch: expected a patch size <= 8 (8x8 images), got {patch}")
+        raise InputError(f"patch: expected a patch size <= 8 (8x8 images), got {patch}")
     data = load_digits()
     img = data.images / 16.0
     rng = np.random.default_rng(seed)
@@ -171,11 +171,11 @@ def run_finetune(config: FinetuneConfig | str = "small", tokens=None, labels=Non
         raw = CA.as_tokens(tokens)
         y = as_real_array("labels", labels, ndim=1).astype(int)
         if y.shape[0] != raw.shape[0]:
-            raise BoundInputError(f"labels: expected {raw.shape[0]} labels, got {y.shape[0]}")
+            raise InputError(f"labels: expected {raw.shape[0]} labels, got {y.shape[0]}")
         source = "external frozen features"
     n = raw.shape[0]
     if cfg.n_train >= n:
-        raise BoundInputError(f"n_train: expected fewer than the {n} samples available, got {cfg.n_train}")
+        raise InputError(f"n_train: expected fewer than the {n} samples available, got {cfg.n_train}")
     rng = np.random.default_rng(cfg.seed)
     perm = rng.permutation(n)
     n_test = n - cfg.n_train if cfg.n_test is None else min(cfg.n_test, n - cfg.n_train)

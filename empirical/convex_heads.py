@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from theory import convex_attention as CA
-from theory._validate import BoundInputError, choice, positive_float, positive_int
+from boundlab.theory import convex_attention as CA
+from boundlab.theory.validate import InputError, choice, positive_float, positive_int
 
 from ._torch import DTYPE, generator, torch_threads
 
@@ -146,7 +146,7 @@ def factored_solve(problem: CA.LiftedProblem, *, steps: int = 500, seed: int = 0
     gap. The returned gap is the float64 certificate of :func:`theory.convex_attention.certificate`.
     """
     if not isinstance(problem, CA.LiftedProblem):
-        raise BoundInputError(f"problem: expected a LiftedProblem, got {type(problem).__name__}")
+        raise InputError(f"problem: expected a LiftedProblem, got {type(problem).__name__}")
     steps = positive_int("steps", steps)
     polish = positive_int("polish", polish, minimum=0)
     P, (p, qc) = problem.blocks, problem.block_shape

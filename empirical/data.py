@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from theory._validate import BoundInputError, choice, positive_float, positive_int
+from boundlab.theory.validate import InputError, choice, positive_float, positive_int
 
 __all__ = [
     "DataError",
@@ -48,7 +48,7 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 DATASETS = ("digits", "cifar10")
 
 
-class DataError(BoundInputError):
+class DataError(InputError):
     """Missing or malformed data files, or a request the data cannot satisfy (message names the argument)."""
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from theory._validate import BoundInputError, as_real_array, choice, pair_of_ints, positive_float, positive_int
+from boundlab.theory.validate import InputError, as_real_array, choice, pair_of_ints, positive_float, positive_int
 
 from ._torch import DTYPE, as_tensor, generator, resolve_device
 
@@ -79,7 +79,7 @@ def local_lipschitz(
     dev = resolve_device(device)
     xt = as_tensor("x", x, dev)
     if xt.dim() < 2:
-        raise BoundInputError(f"x: expected a batch (B, ...) with at least 2 dims, got shape {tuple(xt.shape)}")
+        raise InputError(f"x: expected a batch (B, ...) with at least 2 dims, got shape {tuple(xt.shape)}")
     tol = positive_float("tol", tol)
     max_iter = positive_int("max_iter", max_iter)
     if v0 is None:
@@ -112,7 +112,7 @@ def dense_jacobian(f: Fn, x, device=None) -> np.ndarray:
     dev = resolve_device(device)
     xt = as_tensor("x", x, dev)
     if xt.dim() < 2:
-        raise BoundInputError(f"x: expected a batch (B, ...) with at least 2 dims, got shape {tuple(xt.shape)}")
+        raise InputError(f"x: expected a batch (B, ...) with at least 2 dims, got shape {tuple(xt.shape)}")
 
     def single(xi: torch.Tensor) -> torch.Tensor:
         return f(xi.unsqueeze(0)).squeeze(0)
@@ -187,7 +187,7 @@ def global_lipschitz_lower_bound(
     if inits is not None:
         extra = as_tensor("inits", inits, dev)
         if tuple(extra.shape[1:]) != shape:
-            raise BoundInputError(f"inits: expected shape (k, {shape}), got {tuple(extra.shape)}")
+            raise InputError(f"inits: expected shape (k, {shape}), got {tuple(extra.shape)}")
         x = torch.cat([project_token_ball(extra, radius), x])
     x = project_token_ball(x, radius)
 
@@ -251,7 +251,7 @@ def conv_operator(kernel, input_size, padding="circular", stride: int = 1, devic
     stride = positive_int("stride", stride)
     mode, pads = _conv_padding(k.shape, padding)
     if mode == "circular" and (k.shape[2] > h or k.shape[3] > w):
-        raise BoundInputError(f"input_size: circular padding needs the kernel to fit, got {h}x{w} for {k.shape[2:]}")
+        raise InputError(f"input_size: circular padding needs the kernel to fit, got {h}x{w} for {k.shape[2:]}")
     kt = torch.as_tensor(k, dtype=DTYPE, device=dev)
 
     def op(x: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from theory._validate import BoundInputError, as_real_array
-from theory.lipsdp import FeedForward, slope_bounds
+from boundlab.theory.validate import InputError, as_real_array
+from boundlab.theory.lipsdp import FeedForward, slope_bounds
 
 from ._torch import DTYPE, resolve_device
 from .lipschitz import conv_operator
@@ -54,7 +54,7 @@ def mlp_from_weights(weights, activation: str = "relu", *, biases=None, negative
             lin.weight.copy_(torch.as_tensor(w, dtype=DTYPE))
             b = np.zeros(w.shape[0]) if biases is None else as_real_array(f"biases[{i}]", biases[i], ndim=1)
             if b.shape != (w.shape[0],):
-                raise BoundInputError(f"biases[{i}]: expected shape ({w.shape[0]},), got {b.shape}")
+                raise InputError(f"biases[{i}]: expected shape ({w.shape[0]},), got {b.shape}")
             lin.bias.copy_(torch.as_tensor(b, dtype=DTYPE))
         layers.append(lin)
         if i < len(ws) - 1:
@@ -65,26 +65,26 @@ def mlp_from_weights(weights, activation: str = "relu", *, biases=None, negative
 def weights_from_sequential(model: nn.Module) -> tuple[list[np.ndarray], str, float]:
     """``(weights, activation, negative_slope)`` of ``Linear, act, Linear, ..., Linear`` (one activation type)."""
     if not isinstance(model, nn.Sequential):
-        raise BoundInputError(f"model: expected nn.Sequential, got {type(model).__name__}")
+        raise InputError(f"model: expected nn.Sequential, got {type(model).__name__}")
     mods = [m for m in model if not isinstance(m, (nn.Dropout, nn.Flatten))]
     weights, acts = [], []
     for i, m in enumerate(mods):
         expect_linear = i % 2 == 0
         if expect_linear != isinstance(m, nn.Linear):
-            raise BoundInputError(f"model: expected Linear and activation layers alternating, got {type(m).__name__} "
+            raise InputError(f"model: expected Linear and activation layers alternating, got {type(m).__name__} "
                                   f"at position {i}")
         if expect_linear:
             weights.append(m.weight.detach().cpu().to(torch.float64).numpy())
         else:
             name = next((k for k, c in ACTIVATIONS.items() if type(m) is c), None)
             if name is None:
-                raise BoundInputError(f"model: unsupported activation {type(m).__name__} (supported: "
+                raise InputError(f"model: unsupported activation {type(m).__name__} (supported: "
                                       f"{sorted(ACTIVATIONS)})")
             acts.append((name, float(getattr(m, "negative_slope", 0.01))))
     if not weights or not isinstance(mods[-1], nn.Linear):
-        raise BoundInputError("model: expected the last layer to be nn.Linear")
+        raise InputError("model: expected the last layer to be nn.Linear")
     if len(set(acts)) > 1:
-        raise BoundInputError(f"model: expected one activation type, got {sorted(set(acts))}")
+        raise InputError(f"model: expected one activation type, got {sorted(set(acts))}")
     name, slope = acts[0] if acts else ("identity", 0.01)
     return weights, name, slope
 
@@ -98,21 +98,21 @@ def load_torch_mlp(path: str | Path, *, allow_pickle: bool = False,
     """
     p = Path(path)
     if not p.is_file():
-        raise BoundInputError(f"path: weights file not found: {p}")
+        raise InputError(f"path: weights file not found: {p}")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=not allow_pickle)
     except Exception as exc:  # noqa: BLE001 - any unreadable file
         hint = "" if allow_pickle else " (a pickled module needs allow_pickle / --allow-pickle)"
-        raise BoundInputError(f"path: cannot read {p} as a torch MLP: {str(exc).splitlines()[0]}{hint}") from exc
+        raise InputError(f"path: cannot read {p} as a torch MLP: {str(exc).splitlines()[0]}{hint}") from exc
     if isinstance(obj, nn.Module):
         ws, name, slope = weights_from_sequential(obj)
         return ws, activation or name, slope
     if isinstance(obj, dict):
         keys = [k for k, v in obj.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
         if not keys:
-            raise BoundInputError(f"path: {p} holds no 2-D '*.weight' tensors")
+            raise InputError(f"path: {p} holds no 2-D '*.weight' tensors")
         return [obj[k].detach().to(torch.float64).numpy() for k in keys], activation or "relu", 0.01
-    raise BoundInputError(f"path: {p} holds a {type(obj).__name__}, expected a state_dict or nn.Sequential")
+    raise InputError(f"path: {p} holds a {type(obj).__name__}, expected a state_dict or nn.Sequential")
 
 
 def feedforward_function(net: FeedForward, device=None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -120,7 +120,7 @@ def feedforward_function(net: FeedForward, device=None) -> Callable[[torch.Tenso
 
     Needs a named activation (``net.activation`` in :data:`ACTIVATIONS`; leaky ReLU from ``net.alpha``)."""
     if net.activation not in ACTIVATIONS:
-        raise BoundInputError(f"net: activation {net.activation!r} has no torch module (custom slopes)")
+        raise InputError(f"net: activation {net.activation!r} has no torch module (custom slopes)")
     dev = resolve_device(device)
     act = activation_module(net.activation, net.alpha if net.activation == "leaky_relu" else 0.01)
     ws = [torch.as_tensor(w, dtype=DTYPE, device=dev) for w in net.weights]

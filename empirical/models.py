@@ -40,10 +40,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from theory import composition as comp
-from theory._validate import BoundInputError, choice, positive_int
-from theory.attention import AttentionWeights
-from theory.numerics import round_up, spectral_norm
+from boundlab.theory import composition as comp
+from boundlab.theory.validate import InputError, choice, positive_int
+from boundlab.theory.attention import AttentionWeights
+from boundlab.theory.numerics import round_up, spectral_norm
 
 __all__ = ["MODELS", "ModelConfig", "build_model", "certified_bounds", "ProbedModel", "ToyAttn", "ToyConv",
            "SmallViT", "ResNet18", "MultiHeadAttention"]
@@ -129,7 +129,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
         if dim % heads:
-            raise BoundInputError(f"heads: width {dim} is not divisible by heads={heads}")
+            raise InputError(f"heads: width {dim} is not divisible by heads={heads}")
         self.heads, self.dk = heads, dim // heads
         self.q = nn.Linear(dim, dim, bias=False)
         self.k = nn.Linear(dim, dim, bias=False)
@@ -172,7 +172,7 @@ class _PatchEmbed(nn.Module):
     def __init__(self, channels: int, image_size: int, patch: int, dim: int):
         super().__init__()
         if image_size % patch:
-            raise BoundInputError(f"patch: image size {image_size} is not divisible by patch={patch}")
+            raise InputError(f"patch: image size {image_size} is not divisible by patch={patch}")
         self.patch, self.channels = patch, channels
         self.tokens = (image_size // patch) ** 2
         self.proj = nn.Linear(channels * patch * patch, dim)
@@ -415,7 +415,7 @@ def build_model(name: str, *, channels: int, image_size: int, num_classes: int, 
     positive_int("channels", channels)
     positive_int("image_size", image_size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise BoundInputError(f"seed: expected an integer, got {seed!r}")
+        raise InputError(f"seed: expected an integer, got {seed!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = _CLASSES[name](channels, image_size, num_classes, tuple(mean), tuple(std), cfg)

@@ -18,8 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from theory._validate import BoundInputError, as_real_array, choice, positive_int
-from theory.qk_spectrum import attention_entropy, effective_support, qk_matrix, sparsemax_support, spectrum_with_moments
+from boundlab.theory.validate import InputError, as_real_array, choice, positive_int
+from boundlab.theory.qk_spectrum import attention_entropy, effective_support, qk_matrix, sparsemax_support, spectrum_with_moments
 
 from ._torch import DTYPE, generator, resolve_device
 
@@ -84,12 +84,12 @@ def gaussian_expectation(f: Callable[[np.ndarray], np.ndarray], dim: int, nodes:
     d = positive_int("dim", dim)
     k = positive_int("nodes", nodes)
     if k**d > 2_000_000:
-        raise BoundInputError(f"dim: a {k}^{d} quadrature grid is too large")
+        raise InputError(f"dim: a {k}^{d} quadrature grid is too large")
     x1, w1 = np.polynomial.hermite_e.hermegauss(k)
     w1 = w1 / math.sqrt(2 * math.pi)
     pts = np.array(list(itertools.product(x1, repeat=d)))
     wts = np.prod(np.array(list(itertools.product(w1, repeat=d))), axis=1)
     vals = np.asarray(f(pts), dtype=np.float64)
     if vals.shape != (pts.shape[0],):
-        raise BoundInputError(f"f: expected values of shape ({pts.shape[0]},), got {vals.shape}")
+        raise InputError(f"f: expected values of shape ({pts.shape[0]},), got {vals.shape}")
     return float(np.dot(wts, vals))

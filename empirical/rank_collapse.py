@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from theory._validate import BoundInputError, as_real_array, choice, positive_float, positive_int
-from theory.attention import AttentionWeights
-from theory.rank_collapse import residual_ratio
+from boundlab.theory.validate import InputError, as_real_array, choice, positive_float, positive_int
+from boundlab.theory.attention import AttentionWeights
+from boundlab.theory.rank_collapse import residual_ratio
 
 from ._torch import DTYPE, as_tensor, generator, resolve_device
 
@@ -61,18 +61,18 @@ class TokenNetwork:
     def __post_init__(self):
         choice("variant", self.variant, VARIANTS)
         if not self.blocks:
-            raise BoundInputError("blocks: expected at least one block (depth >= 1)")
+            raise InputError("blocks: expected at least one block (depth >= 1)")
         d = self.blocks[0].attention.dim
         for l, b in enumerate(self.blocks):
             if not isinstance(b.attention, AttentionWeights):
-                raise BoundInputError(f"blocks[{l}]: expected AttentionWeights, got {type(b.attention).__name__}")
+                raise InputError(f"blocks[{l}]: expected AttentionWeights, got {type(b.attention).__name__}")
             if b.attention.dim != d or b.attention.out_dim != d:
-                raise BoundInputError(f"blocks[{l}]: expected token width {d} in and out, got "
+                raise InputError(f"blocks[{l}]: expected token width {d} in and out, got "
                                       f"{b.attention.dim} -> {b.attention.out_dim}")
             if self.variant in ("san_mlp", "transformer") and b.mlp is None:
-                raise BoundInputError(f"blocks[{l}]: variant {self.variant!r} needs an MLP")
+                raise InputError(f"blocks[{l}]: variant {self.variant!r} needs an MLP")
             if self.variant == "transformer" and b.norms is None:
-                raise BoundInputError(f"blocks[{l}]: variant 'transformer' needs LayerNorm parameters")
+                raise InputError(f"blocks[{l}]: variant 'transformer' needs LayerNorm parameters")
 
     @property
     def depth(self) -> int:
@@ -168,13 +168,13 @@ def _mlp(z: torch.Tensor, mlp, dev) -> torch.Tensor:
 def forward(net: TokenNetwork, x, device=None) -> Forward:
     """Run ``x`` (``(n, d)`` or a batch ``(B, n, d)``) through ``net``; float64, every layer kept."""
     if not isinstance(net, TokenNetwork):
-        raise BoundInputError(f"net: expected TokenNetwork, got {type(net).__name__}")
+        raise InputError(f"net: expected TokenNetwork, got {type(net).__name__}")
     dev = resolve_device(device)
     xt = as_tensor("x", x, dev)
     if xt.dim() == 2:
         xt = xt.unsqueeze(0)
     if xt.dim() != 3 or xt.shape[-1] != net.dim:
-        raise BoundInputError(f"x: expected shape (n, {net.dim}) or (B, n, {net.dim}), got {tuple(xt.shape)}")
+        raise InputError(f"x: expected shape (n, {net.dim}) or (B, n, {net.dim}), got {tuple(xt.shape)}")
     outs, atts = [xt], []
     h = xt
     for b in net.blocks:
@@ -210,7 +210,7 @@ def image_patch_tokens(images, patch: int) -> np.ndarray:
         a = a[..., None]
     n, hh, ww, c = a.shape
     if hh % p or ww % p:
-        raise BoundInputError(f"patch: {p} does not divide the image size {hh}x{ww}")
+        raise InputError(f"patch: {p} does not divide the image size {hh}x{ww}")
     t = a.reshape(n, hh // p, p, ww // p, p, c).transpose(0, 1, 3, 2, 4, 5)
     return np.ascontiguousarray(t.reshape(n, (hh // p) * (ww // p), p * p * c))
 
@@ -221,12 +221,12 @@ def digits_patch_tokens(indices, patch: int = 2) -> np.ndarray:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise BoundInputError("digits_patch_tokens needs scikit-learn (pip install scikit-learn), which ships the "
+        raise InputError("digits_patch_tokens needs scikit-learn (pip install scikit-learn), which ships the "
                               "8x8 digits data set") from exc
     images = load_digits().images / 16.0
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size == 0 or idx.min() < 0 or idx.max() >= len(images):
-        raise BoundInputError(f"indices: expected indices in [0, {len(images) - 1}], got {idx.tolist()}")
+        raise InputError(f"indices: expected indices in [0, {len(images) - 1}], got {idx.tolist()}")
     return image_patch_tokens(images[idx], patch)
 
 
@@ -238,11 +238,11 @@ def collapse_inputs(kind: str, samples: int, *, patch: int = 2, seed: int = 0) -
     b = positive_int("samples", samples)
     p = positive_int("patch", patch)
     if 8 % p:
-        raise BoundInputError(f"patch: expected a divisor of the digit size 8, got {p}")
+        raise InputError(f"patch: expected a divisor of the digit size 8, got {p}")
     rng = np.random.default_rng(seed)
     if kind == "digits":
         if b > 1797:
-            raise BoundInputError(f"samples: the digits data set has 1797 images, got {b}")
+            raise InputError(f"samples: the digits data set has 1797 images, got {b}")
         return digits_patch_tokens(np.sort(rng.choice(1797, size=b, replace=False)), patch=p)
     return rng.standard_normal((b, (8 // p) ** 2, p * p))
 
@@ -274,7 +274,7 @@ def collapse_curves(x, depth: int, *, heads: int = 1, networks: int = 3, seed: i
     L = positive_int("depth", depth)
     m = positive_int("networks", networks)
     if not variants:
-        raise BoundInputError("variants: expected at least one of " + ", ".join(VARIANTS))
+        raise InputError("variants: expected at least one of " + ", ".join(VARIANTS))
     for v in variants:
         choice("variants", v, VARIANTS)
     rows: dict[str, list[np.ndarray]] = {v: [] for v in variants}

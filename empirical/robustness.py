@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from theory._validate import BoundInputError, positive_float, positive_int
+from boundlab.theory.validate import InputError, positive_float, positive_int
 
 from .data import gaussian_noise
 
@@ -93,7 +93,7 @@ def robustness_report(model, x: torch.Tensor, y: torch.Tensor, config: Robustnes
     """``{"clean", "fgsm": {eps: acc}, "pgd": {eps: acc}, "noise": {sigma: acc}}`` on the probe set ``(x, y)``."""
     cfg = (config or RobustnessConfig()).validate()
     if x.shape[0] != y.shape[0]:
-        raise BoundInputError(f"y: expected {x.shape[0]} labels, got {y.shape[0]}")
+        raise InputError(f"y: expected {x.shape[0]} labels, got {y.shape[0]}")
     was = model.training
     model.eval()
     for p in model.parameters():

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from boundlab.results import metadata_block, write_json
-from theory.attention import AttentionWeights, bounded_dot_product_bound, castin_bounded_dot_product_bound
-from theory.attention_sdp import attention_sdp_details
-from theory.lipsdp import FeedForward, lipsdp
+from boundlab.io.results import metadata_block, write_json
+from boundlab.theory.attention import AttentionWeights, bounded_dot_product_bound, castin_bounded_dot_product_bound
+from boundlab.theory.attention_sdp import attention_sdp_details
+from boundlab.theory.lipsdp import FeedForward, lipsdp
 
 from .attention import dot_product_attention
 from .lipschitz import global_lipschitz_lower_bound

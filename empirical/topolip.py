@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from theory._validate import BoundInputError, positive_int
-from theory.persistence import (bottleneck_pointwise_bound, cellular_wasserstein_bound, check_order, cloud,
+from boundlab.theory.validate import InputError, positive_int
+from boundlab.theory.persistence import (bottleneck_pointwise_bound, cellular_wasserstein_bound, check_order, cloud,
                                 distance_matrix, stability_constant)
 
 from . import compactness as TC
@@ -54,20 +54,20 @@ class TopoConfig:
     def validated(self) -> "TopoConfig":
         degs = tuple(positive_int("config.degrees", k, minimum=0) for k in self.degrees)
         if not degs or max(degs) > 1:
-            raise BoundInputError(f"config.degrees: expected a non-empty subset of (0, 1), got {self.degrees}")
+            raise InputError(f"config.degrees: expected a non-empty subset of (0, 1), got {self.degrees}")
         if not self.orders:
-            raise BoundInputError("config.orders: expected at least one order")
+            raise InputError("config.orders: expected at least one order")
         for p in self.orders:
             check_order(p, "config.orders")
         if self.topolip_degree not in degs:
-            raise BoundInputError(f"config.topolip_degree: expected one of config.degrees {degs}, "
+            raise InputError(f"config.topolip_degree: expected one of config.degrees {degs}, "
                                   f"got {self.topolip_degree!r}")
         check_order(self.topolip_order, "config.topolip_order")
         if self.normalise not in NORMALISATIONS:
-            raise BoundInputError(f"config.normalise: expected one of {NORMALISATIONS}, got {self.normalise!r}")
+            raise InputError(f"config.normalise: expected one of {NORMALISATIONS}, got {self.normalise!r}")
         positive_int("config.id_k", self.id_k, minimum=2)
         if self.engine not in ENGINES:
-            raise BoundInputError(f"config.engine: expected one of {ENGINES}, got {self.engine!r}")
+            raise InputError(f"config.engine: expected one of {ENGINES}, got {self.engine!r}")
         return self
 
     def as_dict(self) -> dict:
@@ -88,7 +88,7 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def _safe(fn, *args):
     try:
         return float(fn(*args))
-    except BoundInputError:
+    except InputError:
         return None
 
 
@@ -100,11 +100,11 @@ def _scale(points: np.ndarray, how: str) -> float:
 
 def _clouds(name: str, arrays, n_layers: int | None = None) -> list[np.ndarray]:
     if arrays is None or len(arrays) < 2:
-        raise BoundInputError(f"{name}: expected a list of at least 2 clouds (input + one layer)")
+        raise InputError(f"{name}: expected a list of at least 2 clouds (input + one layer)")
     out = [cloud(f"{name}[{i}]", np.asarray(a).reshape(len(a), -1) if np.ndim(a) > 2 else a)
            for i, a in enumerate(arrays)]
     if n_layers is not None and len(out) != n_layers:
-        raise BoundInputError(f"{name}: expected {n_layers} clouds like clean, got {len(out)}")
+        raise InputError(f"{name}: expected {n_layers} clouds like clean, got {len(out)}")
     return out
 
 
@@ -117,7 +117,7 @@ def layer_measurements(clean, perturbed, *, config: TopoConfig, shifted=None, li
     recorded for reproducibility (no random draw happens here).
     """
     if not isinstance(config, TopoConfig):
-        raise BoundInputError(f"config: expected a TopoConfig, got {type(config).__name__}")
+        raise InputError(f"config: expected a TopoConfig, got {type(config).__name__}")
     cfg = config.validated()
     xs = _clouds("clean", clean)
     L = len(xs)
@@ -127,12 +127,12 @@ def layer_measurements(clean, perturbed, *, config: TopoConfig, shifted=None, li
     for name, group in (("clean", xs), ("perturbed", ps), ("shifted", ss or [])):
         for i, a in enumerate(group):
             if a.shape[0] != n:
-                raise BoundInputError(f"{name}[{i}]: expected {n} points (one per probe), got {a.shape[0]}")
+                raise InputError(f"{name}[{i}]: expected {n} points (one per probe), got {a.shape[0]}")
             if name != "clean" and a.shape != xs[i].shape:
-                raise BoundInputError(f"{name}[{i}]: expected shape {xs[i].shape} like clean[{i}], got {a.shape}")
+                raise InputError(f"{name}[{i}]: expected shape {xs[i].shape} like clean[{i}], got {a.shape}")
     if lipschitz is not None:
         if len(lipschitz) != L:
-            raise BoundInputError(f"lipschitz: expected {L} values (one per cloud, entry 0 unused), got {len(lipschitz)}")
+            raise InputError(f"lipschitz: expected {L} values (one per cloud, entry 0 unused), got {len(lipschitz)}")
     maxdim = max(cfg.degrees)
     k, p = cfg.topolip_degree, cfg.topolip_order
 
@@ -164,7 +164,7 @@ def layer_measurements(clean, perturbed, *, config: TopoConfig, shifted=None, li
         if lipschitz is not None and lipschitz[l] is not None:
             lip = float(lipschitz[l])
             if not math.isfinite(lip) or lip < 0:
-                raise BoundInputError(f"lipschitz[{l}]: expected a finite number >= 0, got {lipschitz[l]!r}")
+                raise InputError(f"lipschitz[{l}]: expected a finite number >= 0, got {lipschitz[l]!r}")
             c_val = stability_constant(p, k, n) * lip
         d_val = _ratio(shift[l], shift[0]) if shift is not None else None
         s_prev, s_l, s_0 = scales[l - 1], scales[l], scales[0]

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory._validate import BoundInputError, as_real_array, positive_int
-from theory.persistence import check_order, cloud, distance_matrix, mst_edge_lengths
+from boundlab.theory.validate import InputError, as_real_array, positive_int
+from boundlab.theory.persistence import check_order, cloud, distance_matrix, mst_edge_lengths
 
 __all__ = ["ENGINES", "Diagrams", "available_engines", "h1_birth_bound", "persistence_diagrams",
            "diagram_distance", "finite_diagram"]
@@ -70,11 +70,11 @@ def available_engines() -> tuple[str, ...]:
 
 def _engine(engine: str) -> str:
     if not isinstance(engine, str) or engine not in ENGINES:
-        raise BoundInputError(f"engine: expected one of {ENGINES}, got {engine!r}")
+        raise InputError(f"engine: expected one of {ENGINES}, got {engine!r}")
     if engine == "auto":
         return available_engines()[0]
     if importlib.util.find_spec(_MODULES[engine]) is None:
-        raise BoundInputError(f"engine: {engine!r} needs the package {_MODULES[engine]!r}, which is not installed "
+        raise InputError(f"engine: {engine!r} needs the package {_MODULES[engine]!r}, which is not installed "
                               f"(installed: {available_engines()})")
     return engine
 
@@ -168,7 +168,7 @@ def persistence_diagrams(points, maxdim: int = 1, *, engine: str = "auto", trunc
     x = cloud("points", points, minimum=2)
     maxdim = positive_int("maxdim", maxdim, minimum=0)
     if maxdim > 2:
-        raise BoundInputError(f"maxdim: expected 0, 1 or 2, got {maxdim}")
+        raise InputError(f"maxdim: expected 0, 1 or 2, got {maxdim}")
     name = _engine(engine)
     dm = distance_matrix(x)
     h0 = mst_edge_lengths(dm)
@@ -201,13 +201,13 @@ def finite_diagram(name: str, d) -> np.ndarray:
     if arr is None or arr.ndim != 2 or arr.shape[1] != 2:
         if arr is not None and arr.size == 0:
             return np.zeros((0, 2))
-        raise BoundInputError(f"{name}: expected an (m, 2) array of (birth, death) pairs, got "
+        raise InputError(f"{name}: expected an (m, 2) array of (birth, death) pairs, got "
                               f"{None if arr is None else arr.shape}")
     if arr.size == 0:
         return np.zeros((0, 2))
     arr = as_real_array(name, arr, ndim=2)
     if np.any(arr[:, 1] < arr[:, 0]):
-        raise BoundInputError(f"{name}: expected death >= birth in every pair")
+        raise InputError(f"{name}: expected death >= birth in every pair")
     return arr
 
 

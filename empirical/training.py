@@ -11,8 +11,6 @@ weights as an uninterrupted run. A corrupted or foreign checkpoint is a :class:`
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -22,13 +20,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from theory._validate import BoundInputError, choice, positive_float, positive_int
+from ..io.progress import emit
+from ..io.results import atomic_file
+from ..io.seeds import derive_seed
+from ..theory.validate import InputError, choice, positive_float, positive_int
 
-__all__ = ["TrainConfig", "CheckpointError", "fit", "save_checkpoint", "load_checkpoint", "evaluate_accuracy",
-           "config_hash"]
+__all__ = ["TrainConfig", "CheckpointError", "fit", "save_checkpoint", "load_checkpoint", "evaluate_accuracy"]
 
 
-class CheckpointError(BoundInputError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be read or does not belong to this run."""
 
 
@@ -54,16 +54,11 @@ class TrainConfig:
         positive_float("weight_decay", self.weight_decay, allow_zero=True)
         positive_float("momentum", self.momentum, allow_zero=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise BoundInputError(f"seed: expected an integer, got {self.seed!r}")
+            raise InputError(f"seed: expected an integer, got {self.seed!r}")
         return self
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def config_hash(config: dict) -> str:
-    """sha256 of the canonical JSON of ``config`` (sorted keys, no whitespace)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -80,9 +75,7 @@ def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """``torch.save(state)`` atomically (:func:`boundlab.results.atomic_file`: temp file, fsync, ``os.replace``)."""
-    from boundlab.results import atomic_file
-
+    """``torch.save(state)`` atomically (:func:`boundlab.io.results.atomic_file`: temp file, fsync, ``os.replace``)."""
     with atomic_file(path, "wb") as fh:
         torch.save(state, fh)
     return Path(path)
@@ -123,12 +116,12 @@ def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
 def _train_epoch(model, opt, x, y, cfg: TrainConfig, epoch: int, progress=None) -> float:
     model.train()
     g = torch.Generator()
-    g.manual_seed(cfg.seed * 1_000_003 + epoch)
+    g.manual_seed(derive_seed(cfg.seed, "train.batch_order", epoch))
     perm = torch.randperm(x.shape[0], generator=g).to(x.device)
     for group in opt.param_groups:
         group["lr"] = cfg.lr * _lr_factor(cfg, epoch)
     total, count = 0.0, 0
-    task = progress.add_task(f"  epoch {epoch + 1}/{cfg.epochs}", total=x.shape[0]) if progress else None
+    label = f"epoch {epoch + 1}/{cfg.epochs}"
     for i in range(0, x.shape[0], cfg.batch_size):
         idx = perm[i:i + cfg.batch_size]
         loss = F.cross_entropy(model(x[idx]), y[idx])
@@ -137,10 +130,7 @@ def _train_epoch(model, opt, x, y, cfg: TrainConfig, epoch: int, progress=None) 
         opt.step()
         total += float(loss.detach()) * idx.numel()
         count += idx.numel()
-        if progress:
-            progress.update(task, advance=idx.numel())
-    if progress:
-        progress.remove_task(task)
+        emit(progress, label, count, x.shape[0])
     model.eval()
     return total / max(1, count)
 

@@ -9,7 +9,7 @@ import numpy as np
 import ot
 from scipy.optimize import linear_sum_assignment
 
-from theory._validate import BoundInputError, as_real_array, positive_float
+from boundlab.theory.validate import InputError, as_real_array, positive_float
 
 
 def wasserstein_uniform(x, y, p: float = 2.0) -> float:
@@ -17,10 +17,10 @@ def wasserstein_uniform(x, y, p: float = 2.0) -> float:
     a = as_real_array("x", x, ndim=2)
     b = as_real_array("y", y, ndim=2)
     if a.shape[1] != b.shape[1]:
-        raise BoundInputError(f"y: expected {a.shape[1]} columns like x, got shape {b.shape}")
+        raise InputError(f"y: expected {a.shape[1]} columns like x, got shape {b.shape}")
     p = positive_float("p", p)
     if p < 1:
-        raise BoundInputError(f"p: expected p >= 1, got {p}")
+        raise InputError(f"p: expected p >= 1, got {p}")
     # differences, not the |a|^2 + |b|^2 - 2ab expansion of ot.dist, which cancels for nearby points
     cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)) ** p
     scale = float(cost.max())

@@ -4,7 +4,7 @@ This package reads result files only; it never recomputes a number and never imp
 ``build_report(results_dir, out_dir) -> Path`` writes ``out_dir/report.html`` (see :mod:`reports.html`).
 """
 
-from boundlab.results import read_json
+from boundlab.io.results import read_json
 
 from .html import build, build_report
 

@@ -36,7 +36,7 @@ def check_saved(doc: dict) -> None:
 
 def saved_doc(bench_json: dict, commit: str | None, config: dict) -> dict:
     """The document ``boundlab bench --save`` writes: metadata + commit + machine info + the pytest-benchmark JSON."""
-    from boundlab.results import metadata_block
+    from boundlab.io.results import metadata_block
 
     info = bench_json.get("commit_info") or {}
     return {**metadata_block(config), "kind": "bench", "commit_id": commit or info.get("id"),

@@ -13,6 +13,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..io.results import write_text
 from . import plots
 from .bench import history, latest_regressions
 from .load import Results, load_results, num
@@ -311,30 +312,12 @@ def render(res: Results, threshold: float = DEFAULT_THRESHOLD) -> str:
             f"<main>{problems}{main}</main></body></html>")
 
 
-def _write_text(path: Path, text: str) -> Path:
-    """Atomic write (temp file in the same folder, then ``os.replace``), like :func:`boundlab.results.write_json`."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def build(results_dir: str | Path, out_dir: str | Path, *, threshold: float = DEFAULT_THRESHOLD,
           stderr=None) -> tuple[Path, Results]:
     """:func:`build_report` that also returns what was read (``Results.problems``, ``Results.files_read``)."""
     res = load_results(results_dir)
     text = render(res, threshold)
-    out = _write_text(Path(out_dir) / "report.html", text)
+    out = write_text(Path(out_dir) / "report.html", text)
     err = stderr if stderr is not None else sys.stderr
     for p in res.problems:
         print(f"boundlab report: {p}", file=err)

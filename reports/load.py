@@ -187,7 +187,7 @@ def read_bounds(res: Results) -> None:
             res.bounds = {b["name"]: b for b in doc["bounds"] if isinstance(b, dict) and "name" in b}
             res.bounds_origin = str(path)
             return
-    from theory.registry import all_bounds  # theory never imports torch
+    from boundlab.theory.registry import all_bounds  # theory never imports torch
 
     res.bounds = {b.name: b.as_dict() for b in all_bounds()}
     res.bounds_origin = "the installed bound registry (no readable bounds.json in the results folder)"

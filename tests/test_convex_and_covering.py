@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from boundlab.cli import main
-from empirical import compactness as E
-from empirical.convex_heads import factored_solve, train_heads
-from theory import BoundInputError
-from theory import compactness as K
-from theory import convex_attention as CA
-from theory import covering as CV
+from boundlab.empirical import compactness as E
+from boundlab.empirical.convex_heads import factored_solve, train_heads
+from boundlab.io.errors import InputError, SolveError
+from boundlab.theory import compactness as K
+from boundlab.theory import convex_attention as CA
+from boundlab.theory import covering as CV
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((6, 4, 3))
@@ -54,13 +54,13 @@ def test_torch_threads_restores_the_setting():
     # catches: training that leaves torch single-threaded for the rest of the process
     import torch
 
-    from empirical.convex_heads import torch_threads
+    from boundlab.empirical.convex_heads import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with pytest.raises(BoundInputError, match="threads"):
+    with pytest.raises(InputError, match="threads"):
         with torch_threads(0):
             pass
 
@@ -116,7 +116,7 @@ def test_variance_is_rotation_invariant_but_not_scale_invariant():
 
 
 def test_empirical_compactness_reexports_the_estimators():
-    # catches: the TopoLip experiment's import path (empirical.compactness) drifting from theory.compactness
+    # catches: the TopoLip experiment's import path (empirical.compactness) drifting from boundlab.theory.compactness
     assert E.twonn_dimension is K.twonn_dimension and E.levina_bickel_dimension is K.levina_bickel_dimension
     assert E.activation_variance is K.activation_variance
 
@@ -139,8 +139,6 @@ def test_intrinsic_dimension_on_known_sets():
      r"targets: label 7 is out of range"),
     (lambda: CA.gated_relu_attention_program(X, Y, 0.5, np.ones((2, 2, 2))), r"gates: expected shape"),
     (lambda: CA.linear_attention_program(np.zeros((0, 2, 2)), Y, 0.5), r"tokens: expected a non-empty"),
-    (lambda: CA.certify(CA.linear_attention_program(X, Y, 0.5).problem, np.ones((1, 9, 6)), gap_tol=1e-9),
-     r"solver: given .* certified only a relative gap"),
     (lambda: train_heads("conv", X, Y, 0.5, heads=2), r"kind: expected one of"),
     (lambda: CV.ball_log_covering(1.0, 0.0, 2), r"eps: expected a number > 0"),
     (lambda: CV.ball_log_covering(1.0, -1.0, 2), r"eps: expected a number > 0"),
@@ -167,8 +165,15 @@ def test_intrinsic_dimension_on_known_sets():
     (lambda: E.greedy_net(np.ones((3, 2)), -0.1), r"eps: expected a number >= 0"),
 ])
 def test_bad_input_names_argument(call, match):
-    with pytest.raises(BoundInputError, match=match):
+    with pytest.raises(InputError, match=match):
         call()
+
+
+def test_failed_certificate_is_a_solve_error_not_bad_input():
+    problem = CA.linear_attention_program(X, Y, 0.5).problem
+    with pytest.raises(SolveError, match=r"solver: given .* certified only a relative gap") as info:
+        CA.certify(problem, np.ones((1, 9, 6)), gap_tol=1e-9)
+    assert not isinstance(info.value, InputError)
 
 
 def test_cli_convex_heads_tiny(tmp_path):
@@ -197,7 +202,7 @@ def test_cli_convex_heads_external_features_and_bad_input(tmp_path, capsys):
                  "--polish", "50", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["data"]["source"] == "external frozen features"
     assert main(["convex-heads", "--features", str(tmp_path / "missing.npz")]) == 2
-    assert "FEATURES: file not found" in capsys.readouterr().out
+    assert "FEATURES: file not found" in capsys.readouterr().err
     np.savez(tmp_path / "bad.npz", tokens=np.ones((4, 2, 2)))
     assert main(["convex-heads", "--features", str(tmp_path / "bad.npz")]) == 2
     assert main(["convex-heads", "--features", str(tmp_path / "f.npz"), "--n-train", "40"]) == 2

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from theory._validate import BoundInputError
+from boundlab.theory.validate import InputError
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="CUDA is not available on this machine (no GPU): CUDA path skipped")
@@ -21,20 +21,20 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="CUDA is not available on this 
 def test_cuda_request_is_an_error_without_cuda():
     if CUDA:
         pytest.skip("CUDA is available: the no-CUDA error path cannot be exercised here")
-    from empirical._torch import resolve_device
-    from empirical.topolip_experiment import DEMO_CONFIG, run_experiment
+    from boundlab.empirical._torch import resolve_device
+    from boundlab.empirical.topolip_experiment import DEMO_CONFIG, run_experiment
 
-    with pytest.raises(BoundInputError, match="cuda"):
+    with pytest.raises(InputError, match="cuda"):
         resolve_device("cuda")
-    with pytest.raises(BoundInputError, match="cuda"):
-        run_experiment(DEMO_CONFIG, "/nonexistent-never-written", device="cuda", show_progress=False)
+    with pytest.raises(InputError, match="cuda"):
+        run_experiment(DEMO_CONFIG, "/nonexistent-never-written", device="cuda")
 
 
 @needs_cuda
 def test_models_attacks_and_estimators_on_cuda():
-    from empirical.lipschitz import local_lipschitz
-    from empirical.models import build_model, certified_bounds
-    from empirical.robustness import RobustnessConfig, robustness_report
+    from boundlab.empirical.lipschitz import local_lipschitz
+    from boundlab.empirical.models import build_model, certified_bounds
+    from boundlab.empirical.robustness import RobustnessConfig, robustness_report
 
     torch.manual_seed(0)
     for name in ("attn", "conv", "vit", "resnet"):
@@ -57,10 +57,10 @@ def test_models_attacks_and_estimators_on_cuda():
 def test_experiment_unit_runs_on_cuda(tmp_path):
     from dataclasses import replace
 
-    from empirical.topolip_experiment import DEMO_CONFIG, run_experiment
+    from boundlab.empirical.topolip_experiment import DEMO_CONFIG, run_experiment
 
     cfg = replace(DEMO_CONFIG, models=("conv", "attn"), seeds=(0,), epochs=1, probe_epochs=(1,), probe=40)
-    res = run_experiment(cfg, tmp_path, device="cuda", show_progress=False)
+    res = run_experiment(cfg, tmp_path, device="cuda")
     for doc in res["units"]:
         assert doc["device"].startswith("cuda")
         layers = doc["epochs"][-1]["layers"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from empirical import data as D
+from boundlab.empirical import data as D
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +89,7 @@ def test_digits_embedded_split_and_resize():
 
 
 def test_dataset_and_probe_errors():
-    with pytest.raises(D.BoundInputError, match="dataset"):
+    with pytest.raises(D.InputError, match="dataset"):
         D.load_dataset("mnist")
     with pytest.raises(D.DataError, match="probe"):
         D.probe_indices(10, 11, 0)
@@ -111,5 +111,5 @@ def test_noise_and_corruptions_stay_in_box():
     const = torch.full((1, 1, 8, 8), 0.3)
     assert torch.allclose(D.corrupt(const, "blur", 1.0), const, atol=1e-6)
     assert torch.allclose(D.corrupt(x, "contrast", 1.0).mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=1e-5)
-    with pytest.raises(D.BoundInputError, match="kind"):
+    with pytest.raises(D.InputError, match="kind"):
         D.corrupt(x, "fog")

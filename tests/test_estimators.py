@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from empirical import lipschitz as L
+from boundlab.empirical import lipschitz as L
 
 rng = np.random.default_rng(0)
 M = rng.standard_normal((5, 4))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boundlab.executor import InProcess, Unit, commit_result, make_executor, read_finished, unit_key
+from boundlab.io.executor import InProcess, Unit, commit_result, make_executor, read_finished, unit_key
 
 
 def toy_unit(seed: int, size: int, out: str, log: str, delay: float = 0.0) -> dict:
@@ -68,9 +68,9 @@ def test_commit_is_exactly_once_and_partial_files_are_not_finished(tmp_path):
 def test_in_process_resume_skips_finished_units(tmp_path):
     log = tmp_path / "log"
     units = _units(tmp_path / "res", log, 3, 0.0)
-    first = InProcess().run(units, progress=False)
+    first = InProcess().run(units)
     assert all("sigma_max" in v for v in first.values())
-    again = InProcess().run(units, progress=False)
+    again = InProcess().run(units)
     assert all(v.get("skipped") for v in again.values())
     assert log.read_text().count("start") == 3  # nothing re-ran
 
@@ -89,7 +89,7 @@ def test_dask_local_cluster_survives_a_killed_worker(tmp_path):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
     n = 8
     ref_dir, dask_dir = tmp_path / "inproc", tmp_path / "dask"
-    InProcess().run(_units(ref_dir, tmp_path / "ref.log", n, 0.0), progress=False)
+    InProcess().run(_units(ref_dir, tmp_path / "ref.log", n, 0.0))
     log = tmp_path / "dask.log"
     log.touch()
     executor = make_executor(workers=2)
@@ -115,7 +115,7 @@ def test_dask_local_cluster_survives_a_killed_worker(tmp_path):
 
         t = threading.Thread(target=killer)
         t.start()
-        executor.run(_units(dask_dir, log, n, 1.0), progress=False)
+        executor.run(_units(dask_dir, log, n, 1.0))
         t.join()
     finally:
         executor.close()
@@ -146,13 +146,13 @@ def test_topolip_sweep_on_dask_with_a_killed_worker_matches_in_process(tmp_path)
     import threading
     from dataclasses import replace
 
-    from boundlab.results import read_json
-    from empirical.robustness import RobustnessConfig
-    from empirical.topolip_experiment import DEMO_CONFIG, run_experiment
+    from boundlab.io.results import read_json
+    from boundlab.empirical.robustness import RobustnessConfig
+    from boundlab.empirical.topolip_experiment import DEMO_CONFIG, run_experiment
 
     cfg = replace(DEMO_CONFIG, models=("conv", "attn"), seeds=(0, 1), epochs=2, probe_epochs=(2,), probe=30,
                   robustness=RobustnessConfig(eps=(2 / 255,), noise_sigmas=(8 / 255,), pgd_steps=2))
-    ref = run_experiment(cfg, tmp_path / "inproc", show_progress=False)
+    ref = run_experiment(cfg, tmp_path / "inproc")
     executor = make_executor(workers=2)
     killed = {}
     try:
@@ -168,7 +168,7 @@ def test_topolip_sweep_on_dask_with_a_killed_worker_matches_in_process(tmp_path)
 
         t = threading.Thread(target=killer)
         t.start()
-        res = run_experiment(cfg, tmp_path / "dask", show_progress=False, executor=executor)
+        res = run_experiment(cfg, tmp_path / "dask", executor=executor)
         t.join()
     finally:
         executor.close()

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from boundlab.cli import main
-from empirical import topolip_experiment as X
-from empirical.robustness import RobustnessConfig
+from boundlab.empirical import topolip_experiment as X
+from boundlab.empirical.robustness import RobustnessConfig
+from boundlab.empirical.data import load_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +106,7 @@ def _fake_measurements(clean, perturbed, *, config, shifted=None, lipschitz=None
 
 @pytest.fixture
 def fake_topology(monkeypatch):
-    mod = types.ModuleType("empirical.topolip")
+    mod = types.ModuleType("boundlab.empirical.topolip")
     mod.TopoConfig = _FakeTopo
     state = {"fail_at": None, "calls": 0}
 
@@ -118,7 +119,7 @@ def fake_topology(monkeypatch):
         return _fake_measurements(*a, fail=fail, **k)
 
     mod.layer_measurements = lm
-    monkeypatch.setitem(sys.modules, "empirical.topolip", mod)
+    monkeypatch.setitem(sys.modules, "boundlab.empirical.topolip", mod)
     return state
 
 
@@ -128,7 +129,7 @@ TINY = X.ExperimentConfig(dataset="digits", image_size=8, models=("attn", "conv"
 
 
 def test_run_experiment_files_skip_and_resume(tmp_path, fake_topology):
-    res = X.run_experiment(TINY, tmp_path, show_progress=False)
+    res = X.run_experiment(TINY, tmp_path)
     units = sorted((tmp_path / "topolip").glob("*/result.json"))
     assert len(units) == 2 and res["path"].is_file()
     doc = json.loads(units[0].read_text())
@@ -148,18 +149,18 @@ def test_run_experiment_files_skip_and_resume(tmp_path, fake_topology):
         "supported", "contradicted", "inconclusive"}
     # rerun: finished units are skipped (a rerun that retrains would call the measurements again)
     calls = fake_topology["calls"]
-    again = X.run_experiment(TINY, tmp_path, show_progress=False)
+    again = X.run_experiment(TINY, tmp_path)
     assert fake_topology["calls"] == calls and all(u.get("skipped") for u in again["units"])
     # a kill during probing of epoch 2 of a new unit (seed 1, attn): resume finishes it with nothing lost
     cfg = X.ExperimentConfig(**{**TINY.__dict__, "seeds": (1,), "models": ("attn",)})
     fake_topology["fail_at"] = fake_topology["calls"] + 3
     with pytest.raises(KeyboardInterrupt):
-        X.run_experiment(cfg, tmp_path, show_progress=False)
+        X.run_experiment(cfg, tmp_path)
     fake_topology["fail_at"] = None
-    done = X.run_experiment(cfg, tmp_path, resume=True, show_progress=False)["units"][0]
+    done = X.run_experiment(cfg, tmp_path, resume=True)["units"][0]
     assert [e["epoch"] for e in done["epochs"]] == [0, 1, 2] and done["status"] == "finished"
     ref_cfg = X.ExperimentConfig(**{**cfg.__dict__})
-    ref = X.run_experiment(ref_cfg, tmp_path / "ref", show_progress=False)["units"][0]
+    ref = X.run_experiment(ref_cfg, tmp_path / "ref")["units"][0]
     assert done["train_loss"] == ref["train_loss"]  # resumed training = uninterrupted training
     assert done["epochs"][-1]["clean_accuracy"] == ref["epochs"][-1]["clean_accuracy"]
 
@@ -167,29 +168,29 @@ def test_run_experiment_files_skip_and_resume(tmp_path, fake_topology):
 def test_cli_errors(tmp_path, fake_topology, capsys):
     base = ["experiment", "topolip", "--out", str(tmp_path), "--epochs", "1", "--image-size", "8"]
     assert main(base + ["--models", "attn,mlp"]) == 2
-    assert "mlp" in capsys.readouterr().out
+    assert "mlp" in capsys.readouterr().err
     assert main(base + ["--dataset", "cifar10", "--data-dir", str(tmp_path)]) == 2
-    assert "data_batch_1" in capsys.readouterr().out
+    assert "data_batch_1" in capsys.readouterr().err
     assert main(base + ["--probe", "5000"]) == 2
-    assert "probe" in capsys.readouterr().out
+    assert "probe" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(base + ["--device", "cuda"]) == 2
-        assert "cuda" in capsys.readouterr().out
+        assert "cuda" in capsys.readouterr().err
     # a corrupted checkpoint with --resume: one line naming the file, exit 2
-    data = X.load_dataset("digits", size=8)
+    data = load_dataset("digits", size=8)
     cfg = X.ExperimentConfig(image_size=8, models=("conv",), scale="small", epochs=1, probe=200, seeds=(0,))
     ucfg = X.unit_config(cfg, "conv", 0, data)
     ck = tmp_path / "topolip" / X.unit_name("conv", "digits", 0, ucfg) / "checkpoint.pt"
     ck.parent.mkdir(parents=True)
     ck.write_bytes(b"\x00broken")
     assert main(base + ["--models", "conv", "--seeds", "0", "--resume"]) == 2
-    assert "checkpoint.pt" in capsys.readouterr().out
+    assert "checkpoint.pt" in capsys.readouterr().err
 
 
 def test_real_topology_end_to_end(tmp_path):
-    pytest.importorskip("empirical.topolip", reason="empirical/topolip.py (topology helper) not present yet")
+    pytest.importorskip("boundlab.empirical.topolip", reason="empirical/topolip.py (topology helper) not present yet")
     cfg = X.ExperimentConfig(**{**TINY.__dict__, "models": ("attn", "conv"), "probe_epochs": (0, 2), "probe": 40})
-    res = X.run_experiment(cfg, tmp_path, show_progress=False)
+    res = X.run_experiment(cfg, tmp_path)
     for doc in res["units"]:
         for ep in doc["epochs"]:
             assert len(ep["layers"]) == len(doc["layer_names"]) - 1

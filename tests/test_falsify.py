@@ -4,9 +4,9 @@ counterexample that no longer violates must make the replay fail."""
 import pytest
 from hypothesis import strategies as st
 
-from verification.cases import Case
-from verification.falsify import must_falsify
-from verification.ledger import Ledger
+from boundlab.verification.cases import Case
+from boundlab.verification.falsify import must_falsify
+from boundlab.verification.ledger import Ledger
 
 CASES = st.integers(0, 50).map(lambda k: Case({"k": k}))
 

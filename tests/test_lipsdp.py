@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from boundlab.cli import main
-from empirical.attention import dot_product_attention
-from empirical.lipschitz import global_lipschitz_lower_bound
-from empirical.mlp import conv_net, feedforward_function, load_torch_mlp, mlp_from_weights, weights_from_sequential
-from theory import lipsdp as L
-from theory._validate import BoundInputError
-from theory.attention import AttentionWeights
-from theory.attention_sdp import attention_sdp_details, bilinear_sup_bound, psi_max, variance_cap
+from boundlab.empirical.attention import dot_product_attention
+from boundlab.empirical.lipschitz import global_lipschitz_lower_bound
+from boundlab.empirical.mlp import conv_net, feedforward_function, load_torch_mlp, mlp_from_weights, weights_from_sequential
+from boundlab.theory import lipsdp as L
+from boundlab.theory.validate import InputError
+from boundlab.theory.attention import AttentionWeights
+from boundlab.theory.attention_sdp import attention_sdp_details, bilinear_sup_bound, psi_max, variance_cap
 
 DATA = Path(__file__).resolve().parent / "data" / "lipsdp"
 PUBLISHED = {"layer": 39.839, "neuron": 36.482, "neuron_split2": 37.668}
@@ -139,7 +139,7 @@ def test_slopes():
 ])
 def test_bad_input(bad, match):
     # wrong code caught: silent acceptance, or an error that does not name the argument
-    with pytest.raises(BoundInputError, match=match):
+    with pytest.raises(InputError, match=match):
         bad()
 
 
@@ -180,7 +180,7 @@ def test_torch_round_trip(tmp_path):
     got, act2, _ = load_torch_mlp(tmp_path / "m.pt", activation="tanh")
     assert act2 == "tanh" and all(np.array_equal(a, b) for a, b in zip(ws, got))
     torch.save(model, tmp_path / "full.pt")
-    with pytest.raises(BoundInputError, match="allow_pickle"):
+    with pytest.raises(InputError, match="allow_pickle"):
         load_torch_mlp(tmp_path / "full.pt")
     assert load_torch_mlp(tmp_path / "full.pt", allow_pickle=True)[1] == "tanh"
 
@@ -256,7 +256,7 @@ def test_attention_sdp_vs_analytic_and_empirical():
     lower = global_lipschitz_lower_bound(dot_product_attention(w), (3, 3), 1.0, seed=0, restarts=6,
                                          steps=15).lower_bound
     assert lower <= res.bound < res.analytic
-    with pytest.raises(BoundInputError, match="radius"):
+    with pytest.raises(InputError, match="radius"):
         attention_sdp_details(w, 3, -1.0)
 
 
@@ -273,4 +273,4 @@ def test_cli_mat_and_torch(tmp_path, capsys):
     assert main(["lipsdp", str(tmp_path / "m.pt"), "--split-size", "2"]) == 0
     assert main(["lipsdp", str(tmp_path / "missing.mat")]) == 2
     assert main(["lipsdp", str(tmp_path / "m.pt"), "--activation", "softplus"]) == 2
-    assert "activation" in capsys.readouterr().out
+    assert "activation" in capsys.readouterr().err

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from empirical.lipschitz import local_lipschitz
-from empirical.models import MODELS, ModelConfig, build_model, certified_bounds
-from theory._validate import BoundInputError
+from boundlab.empirical.lipschitz import local_lipschitz
+from boundlab.empirical.models import MODELS, ModelConfig, build_model, certified_bounds
+from boundlab.theory.validate import InputError
 
 CFG = ModelConfig(width=8, depth=2, heads=2, patch=4, mlp_ratio=2)
 MEAN, STD = (0.3,), (0.3,)
@@ -104,13 +104,13 @@ def _block_forward(m, l, z):
 
 
 def test_bad_model_input():
-    with pytest.raises(BoundInputError, match="model"):
+    with pytest.raises(InputError, match="model"):
         build_model("mlp", channels=1, image_size=8, num_classes=10, mean=MEAN, std=STD)
-    with pytest.raises(BoundInputError, match="patch"):
+    with pytest.raises(InputError, match="patch"):
         build_model("attn", channels=1, image_size=10, num_classes=10, mean=MEAN, std=STD, config=CFG)
-    with pytest.raises(BoundInputError, match="heads"):
+    with pytest.raises(InputError, match="heads"):
         build_model("vit", channels=1, image_size=8, num_classes=10, mean=MEAN, std=STD,
                     config=ModelConfig(width=9, heads=2, patch=4))
-    with pytest.raises(BoundInputError, match="width"):
+    with pytest.raises(InputError, match="width"):
         build_model("conv", channels=1, image_size=8, num_classes=10, mean=MEAN, std=STD,
                     config=ModelConfig(width=0))

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from empirical.qk_spectrum import entropy_curve, gaussian_expectation
-from theory import BoundInputError
-from theory import qk_spectrum as Q
+from boundlab.empirical.qk_spectrum import entropy_curve, gaussian_expectation
+from boundlab.theory import InputError
+from boundlab.theory import qk_spectrum as Q
 
 
 def test_conventions_agree_on_symmetric_and_differ_on_a_rotation():
@@ -96,5 +96,5 @@ def test_entropy_curve_records_its_regime_and_is_reproducible():
     ],
 )
 def test_bad_input_names_argument(call, match):
-    with pytest.raises(BoundInputError, match=match):
+    with pytest.raises(InputError, match=match):
         call()

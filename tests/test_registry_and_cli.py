@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from boundlab.cli import main
-from theory.registry import CONFIDENCES, KINDS, all_bounds, get
+from boundlab.theory.registry import CONFIDENCES, KINDS, all_bounds, get
 
 
 def test_every_bound_is_documented():
@@ -24,7 +24,7 @@ def test_every_bound_is_documented():
 
 
 def test_theory_does_not_import_torch():
-    code = "import sys, theory; theory.all_bounds(); print('torch' in sys.modules)"
+    code = "import sys; from boundlab import theory; theory.all_bounds(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -75,10 +75,10 @@ def test_cli_lipschitz_attention(tmp_path):
 
 def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["lipschitz", "conv", str(tmp_path / "missing.npy"), "--input-size", "4"]) == 2
-    assert "KERNEL: file not found" in capsys.readouterr().out
+    assert "KERNEL: file not found" in capsys.readouterr().err
     np.save(tmp_path / "nan.npy", np.full((1, 1, 2, 2), np.nan))
     assert main(["lipschitz", "conv", str(tmp_path / "nan.npy"), "--input-size", "4"]) == 2
-    assert "kernel: expected finite" in capsys.readouterr().out
+    assert "kernel: expected finite" in capsys.readouterr().err
     np.savez(tmp_path / "w.npz", query=np.ones((2, 2)))
     assert main(["lipschitz", "attention", str(tmp_path / "w.npz"), "--tokens", "2", "--radius", "1"]) == 2
     with pytest.raises(SystemExit):

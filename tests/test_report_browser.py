@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import build_report
+from boundlab.reports import build_report
 
 DATA = Path(__file__).parent / "data" / "reports"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

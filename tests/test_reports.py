@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from boundlab.cli import main
-from reports import build, build_report
-from reports.bench import check_saved, file_stem, history, latest_regressions, saved_doc
-from reports.load import load_results
-from reports.mathsvg import latex_svg, to_mathtext
+from boundlab.reports import build, build_report
+from boundlab.reports.bench import check_saved, file_stem, history, latest_regressions, saved_doc
+from boundlab.reports.load import load_results
+from boundlab.reports.mathsvg import latex_svg, to_mathtext
 
 DATA = Path(__file__).parent / "data" / "reports"
 
@@ -61,7 +61,7 @@ def test_report_shows_counterexample_and_replay(report_html):
 
 
 def test_report_math_and_statement(report_html):
-    from theory.registry import get
+    from boundlab.theory.registry import get
 
     b = get("conv.kernel_matrix")
     # breaks on: math not rendered to inline SVG, raw LaTeX or assumptions not shown
@@ -130,10 +130,10 @@ def test_cli_report_exit_codes(tmp_path, capsys):
     empty.mkdir()
     # breaks on: an empty results folder reported as success
     assert main(["report", "--results", str(empty), "--out", str(tmp_path / "b")]) == 2
-    assert "no readable result file" in capsys.readouterr().out
+    assert "no readable result file" in capsys.readouterr().err
     assert "verify.json" in (tmp_path / "b/report.html").read_text()
     assert main(["report", "--results", str(tmp_path / "nope")]) == 2
-    assert "--results: folder not found" in capsys.readouterr().out
+    assert "--results: folder not found" in capsys.readouterr().err
 
 
 def _saved():
@@ -171,7 +171,7 @@ def test_cli_bench_history(tmp_path, capsys):
     assert main(["bench", "history", "--out", str(ok)]) == 0
     (ok / "bench" / "broken.json").write_text('{"benchmark": {"benchmarks": [{"fullname": "x", "stats": {}}]}}')
     assert main(["bench", "history", "--out", str(ok)]) == 2  # breaks on: malformed file silently skipped
-    assert "broken.json" in capsys.readouterr().out
+    assert "broken.json" in capsys.readouterr().err
     assert main(["bench", "history", "--out", str(tmp_path / "none")]) == 2
     with pytest.raises(SystemExit):
         main(["bench", "history", "--threshold", "0.9"])
@@ -195,7 +195,7 @@ def test_mathtext_rewrites_and_fallback():
 
 
 def test_reports_never_import_torch(tmp_path):
-    code = (f"import sys, reports; from reports import plots; from reports.load import load_results; "
+    code = (f"import sys; from boundlab.reports import plots; from boundlab.reports.load import load_results; "
             f"load_results({str(DATA)!r}); plots.ratio_hist([1.0, 0.5], 'x'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"  # breaks on: reports pulling in torch

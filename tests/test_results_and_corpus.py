@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boundlab import results
-from verification import corpus
-from verification.cases import Case
-from verification.ledger import BoundViolation, Ledger
+from boundlab.io import results
+from boundlab.verification import corpus
+from boundlab.verification.cases import Case
+from boundlab.verification.ledger import BoundViolation, Ledger
 
 
 def test_write_json_is_atomic(tmp_path, monkeypatch):
@@ -37,11 +37,11 @@ def test_metadata_and_nonfinite_values(tmp_path):
 
 
 def test_read_json_names_missing_and_malformed_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.json"):
+    with pytest.raises(results.ResultFileError, match="nope.json"):
         results.read_json(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json"):
+    with pytest.raises(results.ResultFileError, match="bad.json"):
         results.read_json(bad)
 
 

@@ -7,8 +7,8 @@ meant to improve on, and a result file the report cannot read (a format mismatch
 import json
 
 from boundlab.cli import main
-from empirical.sdp_comparison import write_sdp_comparison
-from reports.load import lipsdp_rows
+from boundlab.empirical.sdp_comparison import write_sdp_comparison
+from boundlab.reports.load import lipsdp_rows
 
 
 def test_sdp_comparison_files_are_sound_and_readable(tmp_path):

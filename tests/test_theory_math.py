@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from theory import attention as A
-from theory import composition as CP
-from theory import convolution as C
-from theory._validate import BoundInputError
-from theory.numerics import RELATIVE_MARGIN, lambert_w0, round_down, round_up
+from boundlab.theory import attention as A
+from boundlab.theory import composition as CP
+from boundlab.theory import convolution as C
+from boundlab.theory.validate import InputError
+from boundlab.theory.numerics import RELATIVE_MARGIN, lambert_w0, round_down, round_up
 
 
 def test_rounding_is_outward():
@@ -180,7 +180,7 @@ def test_pruned_norm_ties_and_degenerate_kernels():
 
 
 def test_circular_norm_method_is_validated():
-    with pytest.raises(BoundInputError, match="method"):
+    with pytest.raises(InputError, match="method"):
         C.circular_spectral_norm(np.ones((1, 1, 2, 2)), 3, method="lanczos")
 
 
@@ -220,7 +220,7 @@ def test_kim_l2_forms_at_one_token():
 def test_kim_query_power_is_validated():
     w = A.AttentionWeights.from_arrays(*(np.ones((1, 2, 2)) for _ in range(3)))
     for bad in (0, 3, 1.5, True):
-        with pytest.raises(BoundInputError, match="query_power"):
+        with pytest.raises(InputError, match="query_power"):
             A.l2_attention_bound(w, 3, query_power=bad)
-    with pytest.raises(BoundInputError, match="query_power"):
+    with pytest.raises(InputError, match="query_power"):
         A.l2_attention_bound(w, 3, norm="inf", query_power=2)

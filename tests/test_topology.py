@@ -14,11 +14,11 @@ import pytest
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import pdist, squareform
 
-from empirical.topolip import TopoConfig, layer_measurements
-from empirical.topology import (ENGINES, available_engines, diagram_distance, h1_birth_bound,
+from boundlab.empirical.topolip import TopoConfig, layer_measurements
+from boundlab.empirical.topology import (ENGINES, available_engines, diagram_distance, h1_birth_bound,
                                 persistence_diagrams)
-from theory import BoundInputError
-from theory import persistence as P
+from boundlab.theory import InputError
+from boundlab.theory import persistence as P
 
 
 def _cloud(seed=0, n=40, d=3, kind="gaussian"):
@@ -119,26 +119,26 @@ def test_diagram_distance_closed_forms():
     (np.array([[0.0, np.nan], [1.0, 2.0]]), "points: expected finite"), (np.zeros(5), "points: expected an array"),
 ])
 def test_persistence_bad_input(bad, match):
-    with pytest.raises(BoundInputError, match=match):
+    with pytest.raises(InputError, match=match):
         persistence_diagrams(bad)
 
 
 def test_bad_arguments_name_the_argument():
     x = _cloud(0, 10, 2)
-    with pytest.raises(BoundInputError, match="engine"):
+    with pytest.raises(InputError, match="engine"):
         persistence_diagrams(x, engine="nope")
-    with pytest.raises(BoundInputError, match="maxdim"):
+    with pytest.raises(InputError, match="maxdim"):
         persistence_diagrams(x, maxdim=3)
     for p in (0.5, "two", -1, float("nan")):
-        with pytest.raises(BoundInputError, match="p:"):
+        with pytest.raises(InputError, match="p:"):
             diagram_distance(np.zeros((0, 2)), np.zeros((0, 2)), p)
-    with pytest.raises(BoundInputError, match="d1"):
+    with pytest.raises(InputError, match="d1"):
         diagram_distance(np.zeros((3, 3)), np.zeros((0, 2)))
-    with pytest.raises(BoundInputError, match="y: expected 10 points"):
+    with pytest.raises(InputError, match="y: expected 10 points"):
         P.bottleneck_pointwise_bound(x, x[:5])
-    with pytest.raises(BoundInputError, match="p:"):
+    with pytest.raises(InputError, match="p:"):
         P.cellular_wasserstein_bound(x, x, "inf")
-    with pytest.raises(BoundInputError, match="degree"):
+    with pytest.raises(InputError, match="degree"):
         P.cellular_wasserstein_bound(x, x, 2, 2)
     assert set(ENGINES) >= set(available_engines()) and "gudhi" in available_engines()
 
@@ -206,15 +206,15 @@ def test_l4_ratio_pitfall_orthogonal_map():
 
 def test_layer_measurements_bad_input():
     x = _cloud(0, 10, 2)
-    with pytest.raises(BoundInputError, match="clean"):
+    with pytest.raises(InputError, match="clean"):
         layer_measurements([x], [x], config=TopoConfig())
-    with pytest.raises(BoundInputError, match=r"perturbed\[1\]"):
+    with pytest.raises(InputError, match=r"perturbed\[1\]"):
         layer_measurements([x, x], [x, x[:, :1]], config=TopoConfig())
-    with pytest.raises(BoundInputError, match="config.normalise"):
+    with pytest.raises(InputError, match="config.normalise"):
         layer_measurements([x, x], [x, x], config=TopoConfig(normalise="max"))
-    with pytest.raises(BoundInputError, match="config.engine"):
+    with pytest.raises(InputError, match="config.engine"):
         layer_measurements([x, x], [x, x], config=TopoConfig(engine="nope"))
-    with pytest.raises(BoundInputError, match="config.topolip_order"):
+    with pytest.raises(InputError, match="config.topolip_order"):
         layer_measurements([x, x], [x, x], config=TopoConfig(topolip_order=0.5))
-    with pytest.raises(BoundInputError, match="lipschitz"):
+    with pytest.raises(InputError, match="lipschitz"):
         layer_measurements([x, x], [x, x], config=TopoConfig(), lipschitz=[1.0])

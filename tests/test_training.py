@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from empirical import robustness as R
-from empirical.models import ModelConfig, build_model
-from empirical.training import CheckpointError, TrainConfig, fit, load_checkpoint
+from boundlab.empirical import robustness as R
+from boundlab.empirical.models import ModelConfig, build_model
+from boundlab.empirical.training import CheckpointError, TrainConfig, evaluate_accuracy, fit, load_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -85,17 +85,19 @@ def test_corrupted_and_foreign_checkpoints(tmp_path):
 
 
 def test_bad_train_config():
-    with pytest.raises(R.BoundInputError, match="optimizer"):
+    with pytest.raises(R.InputError, match="optimizer"):
         TrainConfig(optimizer="lbfgs").validate()
-    with pytest.raises(R.BoundInputError, match="lr"):
+    with pytest.raises(R.InputError, match="lr"):
         TrainConfig(lr=-1).validate()
 
 
 def test_attacks_respect_budget_and_hurt():
     x, y = _data(64)
     m = _model()
-    fit(m, x, y, CFG)
+    fit(m, x, y, TrainConfig("sgd", 0.05, "cosine", 10, 16, 5e-4, 0.9, seed=0))
     m.eval()
+    # precondition: a model that learned (an untrained one predicts one class, and no attack can hurt it)
+    assert evaluate_accuracy(m, x, y) >= 0.9
     eps = 0.1
     for adv in (R.fgsm(m, x, y, eps), R.pgd(m, x, y, eps, steps=5, seed=1)):
         assert float((adv - x).abs().max()) <= eps + 1e-6  # a missing projection breaks this
@@ -106,5 +108,5 @@ def test_attacks_respect_budget_and_hurt():
     assert rep["pgd"][R.eps_key(0.3)] <= rep["clean"]
     assert rep["pgd"][R.eps_key(0.3)] < rep["pgd"][R.eps_key(0.02)] or rep["pgd"][R.eps_key(0.02)] == 0
     assert all(p.requires_grad for p in m.parameters())  # the report restores gradients
-    with pytest.raises(R.BoundInputError, match="eps"):
+    with pytest.raises(R.InputError, match="eps"):
         R.fgsm(m, x, y, 0.0)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from empirical import lipschitz as L
-from empirical.attention import dot_product_attention
-from empirical.wasserstein import wasserstein_uniform
-from theory import BoundInputError
-from theory import attention as A
-from theory import composition as CP
-from theory import convolution as C
+from boundlab.empirical import lipschitz as L
+from boundlab.empirical.attention import dot_product_attention
+from boundlab.empirical.wasserstein import wasserstein_uniform
+from boundlab.theory import InputError
+from boundlab.theory import attention as A
+from boundlab.theory import composition as CP
+from boundlab.theory import convolution as C
 
 K = np.ones((2, 2, 3, 3))
 
@@ -66,12 +66,12 @@ def W(tied=False, heads=1):
     ],
 )
 def test_bad_input_names_argument(call, match):
-    with pytest.raises(BoundInputError, match=match):
+    with pytest.raises(InputError, match=match):
         call()
 
 
 def test_cuda_request_without_cuda_is_an_error_not_a_fallback():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here; the no-fallback error only applies without it")
-    with pytest.raises(BoundInputError, match="cuda.*is_available"):
+    with pytest.raises(InputError, match="cuda.*is_available"):
         L.local_lipschitz(lambda x: 2 * x, np.ones((2, 3)), device="cuda")

@@ -5,9 +5,9 @@ Every bound is registered in :mod:`theory.registry` with its inequality, assumpt
 """
 
 from . import attention, composition, convolution, numerics, registry
-from ._validate import BoundInputError
+from .validate import InputError
 from .attention import AttentionWeights
 from .registry import Bound, all_bounds
 
-__all__ = ["attention", "composition", "convolution", "numerics", "registry", "BoundInputError",
+__all__ = ["attention", "composition", "convolution", "numerics", "registry", "InputError",
            "AttentionWeights", "Bound", "all_bounds"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import BoundInputError, as_real_array, positive_float, positive_int
+from .validate import InputError, as_real_array, positive_float, positive_int
 from .numerics import inf_norm, lambert_w0, round_down, round_up, spectral_norm
 from .registry import register
 
@@ -81,14 +81,14 @@ class AttentionWeights:
             a = as_real_array(name, arr, ndim=(2, 3))
             if a.ndim == 2:
                 if a.shape[1] % h:
-                    raise BoundInputError(f"{name}: width {a.shape[1]} is not divisible by heads={h}")
+                    raise InputError(f"{name}: width {a.shape[1]} is not divisible by heads={h}")
                 a = a.reshape(a.shape[0], h, a.shape[1] // h).transpose(1, 0, 2)
             arrays[name] = np.ascontiguousarray(a)
         q, k, v = arrays["query"], arrays["key"], arrays["value"]
         if q.shape != k.shape:
-            raise BoundInputError(f"key: expected the shape of query {q.shape}, got {k.shape}")
+            raise InputError(f"key: expected the shape of query {q.shape}, got {k.shape}")
         if v.shape[:2] != q.shape[:2]:
-            raise BoundInputError(f"value: expected (heads, d, d_v) = ({q.shape[0]}, {q.shape[1]}, *), got {v.shape}")
+            raise InputError(f"value: expected (heads, d, d_v) = ({q.shape[0]}, {q.shape[1]}, *), got {v.shape}")
         H, _, dv = v.shape
         if output is None:
             o = np.zeros((H, dv, H * dv))
@@ -98,10 +98,10 @@ class AttentionWeights:
             o = as_real_array("output", output, ndim=(2, 3))
             if o.ndim == 2:
                 if o.shape[0] != H * dv:
-                    raise BoundInputError(f"output: expected {H * dv} rows (heads * d_v), got shape {o.shape}")
+                    raise InputError(f"output: expected {H * dv} rows (heads * d_v), got shape {o.shape}")
                 o = o.reshape(H, dv, o.shape[1])
             if o.shape[:2] != (H, dv):
-                raise BoundInputError(f"output: expected shape ({H}, {dv}, d_out), got {o.shape}")
+                raise InputError(f"output: expected shape ({H}, {dv}, d_out), got {o.shape}")
         return cls(q, k, v, np.ascontiguousarray(o))
 
     def logit_matrices(self) -> np.ndarray:
@@ -118,7 +118,7 @@ class AttentionWeights:
 
 def _weights(weights) -> AttentionWeights:
     if not isinstance(weights, AttentionWeights):
-        raise BoundInputError(f"weights: expected AttentionWeights (use AttentionWeights.from_arrays), got {type(weights).__name__}")
+        raise InputError(f"weights: expected AttentionWeights (use AttentionWeights.from_arrays), got {type(weights).__name__}")
     return weights
 
 
@@ -247,13 +247,13 @@ def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2"
     w = _weights(weights)
     n = positive_int("n_tokens", n_tokens)
     if norm not in ("2", "inf"):
-        raise BoundInputError(f"norm: expected '2' or 'inf', got {norm!r}")
+        raise InputError(f"norm: expected '2' or 'inf', got {norm!r}")
     if query_power not in (1, 2) or isinstance(query_power, bool):
-        raise BoundInputError(f"query_power: expected 1 (recalled form) or 2 (||W^Q||^4 variant), got {query_power!r}")
+        raise InputError(f"query_power: expected 1 (recalled form) or 2 (||W^Q||^4 variant), got {query_power!r}")
     if norm == "inf" and query_power != 1:
-        raise BoundInputError("query_power: only the 2-norm form has a query_power variant (norm='inf' needs 1)")
+        raise InputError("query_power: only the 2-norm form has a query_power variant (norm='inf' needs 1)")
     if not w.tied():
-        raise BoundInputError("weights: L2 attention bound needs tied query and key weights (W^Q = W^K, Kim Thm 3.2)")
+        raise InputError("weights: L2 attention bound needs tied query and key weights (W^Q = W^K, Kim Thm 3.2)")
     dk = w.head_dim
     phi_inv = _kim_phi_inverse(n)
     wo = np.concatenate(list(w.output), axis=0)  # (H*dv, d_out)
@@ -399,14 +399,14 @@ def dot_product_blowup_witness(weights: AttentionWeights, n_tokens: int, target:
     """
     w = _weights(weights)
     if w.heads != 1:
-        raise BoundInputError(f"weights: the witness is for a single head, got {w.heads} heads")
+        raise InputError(f"weights: the witness is for a single head, got {w.heads} heads")
     n = positive_int("n_tokens", n_tokens, minimum=2)
     target = positive_float("target", target)
     a = w.logit_matrices()[0]
     m = w.value_output_matrices()[0]
     u, prod = _blowup_direction(a, m)
     if u is None or prod <= 1e-300:
-        raise BoundInputError("weights: no direction u with A u != 0 and M^T u != 0; the witness needs one")
+        raise InputError("weights: no direction u with A u != 0 and M^T u != 0; the witness needs one")
     s = np.array([0.0] + [1.0 if j % 2 == 0 else -1.0 for j in range(n - 1)])
     c = float(np.mean(s**2) - np.mean(s) ** 2)
     m_norm = spectral_norm(m)

@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._validate import BoundInputError, positive_float, positive_int
+from .validate import InputError, positive_float, positive_int
 from .attention import AttentionWeights, bounded_dot_product_bound
 from .numerics import round_up, spectral_norm
 from .registry import register
@@ -147,7 +147,7 @@ def attention_sdp_details(weights: AttentionWeights, n_tokens: int, radius: floa
                           solver: str = "CVXOPT") -> AttentionSDPResult:
     """The bound of :func:`attention_sdp_bound` with its per-head terms and the analytic bound for comparison."""
     if not isinstance(weights, AttentionWeights):
-        raise BoundInputError(f"weights: expected AttentionWeights (use AttentionWeights.from_arrays), "
+        raise InputError(f"weights: expected AttentionWeights (use AttentionWeights.from_arrays), "
                               f"got {type(weights).__name__}")
     n = positive_int("n_tokens", n_tokens)
     r = positive_float("radius", radius)

@@ -13,7 +13,7 @@ variance is not (it scales with :math:`c^2`), which is why a Lipschitz constant 
   :math:`\hat d=N/\sum_i\ln\mu_i` (Facco et al. also fit the empirical CDF after discarding the largest 10%:
   ``discard``).
 
-Duplicate points (a zero neighbour distance) make both undefined and raise :class:`BoundInputError`.
+Duplicate points (a zero neighbour distance) make both undefined and raise :class:`InputError`.
 
 References: Levina & Bickel, *Maximum Likelihood Estimation of Intrinsic Dimension*, NIPS 2004; Facco, d'Errico,
 Rodriguez, Laio, *Estimating the intrinsic dimension of datasets by a minimal neighborhood information*, Sci. Rep.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._validate import BoundInputError, as_real_array, choice, positive_float, positive_int
+from .validate import InputError, as_real_array, choice, positive_float, positive_int
 from .registry import register
 
 __all__ = ["activation_variance", "neighbour_distances", "twonn_dimension", "levina_bickel_dimension"]
@@ -34,7 +34,7 @@ __all__ = ["activation_variance", "neighbour_distances", "twonn_dimension", "lev
 def _points(points, minimum: int) -> np.ndarray:
     x = as_real_array("points", points, ndim=2)
     if x.shape[0] < minimum:
-        raise BoundInputError(f"points: expected at least {minimum} points, got {x.shape[0]}")
+        raise InputError(f"points: expected at least {minimum} points, got {x.shape[0]}")
     return x
 
 
@@ -54,11 +54,11 @@ def neighbour_distances(points, k: int) -> np.ndarray:
     x = _points(points, 2)
     k = positive_int("k", k)
     if k >= x.shape[0]:
-        raise BoundInputError(f"k: expected fewer neighbours than points ({x.shape[0]}), got {k}")
+        raise InputError(f"k: expected fewer neighbours than points ({x.shape[0]}), got {k}")
     dist, _ = cKDTree(x).query(x, k=k + 1)
     dist = dist[:, 1:]
     if np.any(dist[:, 0] <= 0):
-        raise BoundInputError("points: duplicate points (zero neighbour distance); the estimators are undefined")
+        raise InputError("points: duplicate points (zero neighbour distance); the estimators are undefined")
     return dist
 
 
@@ -77,12 +77,12 @@ def twonn_dimension(points, discard: float = 0.0) -> float:
     dist = neighbour_distances(points, 2)
     discard = positive_float("discard", discard, allow_zero=True)
     if discard >= 1:
-        raise BoundInputError(f"discard: expected a fraction in [0, 1), got {discard}")
+        raise InputError(f"discard: expected a fraction in [0, 1), got {discard}")
     mu = np.sort(np.log(dist[:, 1] / dist[:, 0]))
     mu = mu[: max(1, int(round(len(mu) * (1.0 - discard))))]
     total = float(mu.sum())
     if total <= 0:
-        raise BoundInputError("points: every point has two equidistant nearest neighbours; TwoNN is undefined")
+        raise InputError("points: every point has two equidistant nearest neighbours; TwoNN is undefined")
     return len(mu) / total
 
 
@@ -103,5 +103,5 @@ def levina_bickel_dimension(points, k: int = 10, average: str = "mean") -> float
     dist = neighbour_distances(points, k)
     inv = np.log(dist[:, -1:] / dist[:, :-1]).mean(axis=1)  # 1 / m_k(x)
     if np.any(inv <= 0):
-        raise BoundInputError("points: a point has k equidistant neighbours; the MLE is undefined there")
+        raise InputError("points: a point has k equidistant neighbours; the MLE is undefined there")
     return float(np.mean(1.0 / inv)) if average == "mean" else float(1.0 / np.mean(inv))

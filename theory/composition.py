@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._validate import BoundInputError, as_real_array, positive_float, positive_int
+from .validate import InputError, as_real_array, positive_float, positive_int
 from .attention import AttentionWeights, bounded_dot_product_bound
 from .convolution import circular_spectral_norm, zero_padded_upper_bound
 from .numerics import round_up, spectral_norm
@@ -51,7 +51,7 @@ def product_bound(constants: Sequence[float]) -> float:
     r"""Product rule :math:`\mathrm{Lip}(f_L\circ\dots\circ f_1)\le\prod_\ell L_\ell`, rounded outward."""
     vals = [positive_float(f"constants[{i}]", c, allow_zero=True) for i, c in enumerate(constants)]
     if not vals:
-        raise BoundInputError("constants: expected at least one constant")
+        raise InputError("constants: expected at least one constant")
     out = 1.0
     for v in vals:
         out = round_up(out * v, rel=1e-15) if v else 0.0
@@ -97,7 +97,7 @@ def layernorm_output_radius(gamma, beta) -> float:
     g = as_real_array("gamma", gamma, ndim=1)
     b = as_real_array("beta", beta, ndim=1)
     if b.shape != g.shape:
-        raise BoundInputError(f"beta: expected shape {g.shape} (like gamma), got {b.shape}")
+        raise InputError(f"beta: expected shape {g.shape} (like gamma), got {b.shape}")
     return round_up(float(np.max(np.abs(g))) * math.sqrt(g.size) + float(np.linalg.norm(b)))
 
 
@@ -114,9 +114,9 @@ def batchnorm_eval_lipschitz(gamma, running_var, eps: float) -> float:
     g = as_real_array("gamma", gamma, ndim=1)
     v = as_real_array("running_var", running_var, ndim=1)
     if v.shape != g.shape:
-        raise BoundInputError(f"running_var: expected shape {g.shape} (like gamma), got {v.shape}")
+        raise InputError(f"running_var: expected shape {g.shape} (like gamma), got {v.shape}")
     if (v < 0).any():
-        raise BoundInputError("running_var: expected non-negative variances")
+        raise InputError("running_var: expected non-negative variances")
     e = positive_float("eps", eps)
     return round_up(float(np.max(np.abs(g) / np.sqrt(v + e))))
 
@@ -135,7 +135,7 @@ def linear(weight, bias=None, name: str = "linear") -> LayerBound:
     w = as_real_array("weight", weight, ndim=2)
     b = np.zeros(w.shape[1]) if bias is None else as_real_array("bias", bias, ndim=1)
     if b.shape != (w.shape[1],):
-        raise BoundInputError(f"bias: expected shape ({w.shape[1]},), got {b.shape}")
+        raise InputError(f"bias: expected shape ({w.shape[1]},), got {b.shape}")
     s = round_up(spectral_norm(w))
     bn = float(np.linalg.norm(b))
     return LayerBound(name, lambda r: s, lambda r: round_up(s * r + bn))
@@ -161,7 +161,7 @@ def attention(weights: AttentionWeights, n_tokens: int, name: str = "attention")
 
     def lip(r: float) -> float:
         if not math.isfinite(r):
-            raise BoundInputError(f"{name}: attention needs a bounded input radius (put a LayerNorm before it)")
+            raise InputError(f"{name}: attention needs a bounded input radius (put a LayerNorm before it)")
         return bounded_dot_product_bound(weights, n, r)
 
     return LayerBound(name, lip, lambda r: round_up(mnorm * r))
@@ -179,7 +179,7 @@ def conv2d(kernel, input_size, padding="circular", name: str = "conv2d") -> Laye
 def residual(*branch: LayerBound, name: str = "residual") -> LayerBound:
     """:math:`x\\mapsto x+g(x)` for the chain ``branch``: constant :math:`1+L_g`, radius :math:`R+\\rho_g(R)`."""
     if not branch:
-        raise BoundInputError("branch: expected at least one layer")
+        raise InputError("branch: expected at least one layer")
 
     def lip(r: float) -> float:
         return residual_bound(network_bound(branch, r)[0])
@@ -204,9 +204,9 @@ def residual(*branch: LayerBound, name: str = "residual") -> LayerBound:
 def network_bound(layers: Sequence[LayerBound], input_radius: float = math.inf) -> tuple[float, list[dict]]:
     """Upper bound for a chain of :class:`LayerBound`; returns ``(bound, per-layer table)``."""
     if not layers:
-        raise BoundInputError("layers: expected at least one layer")
+        raise InputError("layers: expected at least one layer")
     if not (isinstance(input_radius, (int, float)) and (input_radius > 0)):
-        raise BoundInputError(f"input_radius: expected a number > 0 (or inf), got {input_radius!r}")
+        raise InputError(f"input_radius: expected a number > 0 (or inf), got {input_radius!r}")
     r = float(input_radius)
     consts, table = [], []
     for layer in layers:

@@ -63,7 +63,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import BoundInputError, as_real_array, choice, positive_float, positive_int
+from .validate import InputError, as_real_array, choice, positive_float, positive_int
+from ..io.errors import SolveError
 from .numerics import round_down, round_up
 from .registry import register
 
@@ -109,7 +110,7 @@ CLARABEL_OPTIONS = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-1
 RANK_TOL = 1e-6
 
 
-class ConvexSolveError(BoundInputError):
+class ConvexSolveError(SolveError):
     """The convex program could not be solved or certified (status, or duality gap above tolerance)."""
 
 
@@ -129,28 +130,28 @@ def target_matrix(targets, loss: str, n: int, s: int, pool: bool, classes: int |
     if loss == "cross_entropy":
         y = as_real_array("targets", targets, ndim=1)
         if y.shape[0] != n:
-            raise BoundInputError(f"targets: expected {n} labels (one per sample), got shape {y.shape}")
+            raise InputError(f"targets: expected {n} labels (one per sample), got shape {y.shape}")
         if not np.all(y == np.round(y)) or y.min() < 0:
-            raise BoundInputError("targets: cross-entropy labels must be non-negative integers")
+            raise InputError("targets: cross-entropy labels must be non-negative integers")
         c = int(y.max()) + 1 if classes is None else positive_int("classes", classes)
         if y.max() >= c:
-            raise BoundInputError(f"targets: label {int(y.max())} is out of range for classes={c}")
+            raise InputError(f"targets: label {int(y.max())} is out of range for classes={c}")
         return np.eye(c)[y.astype(int)], c
     y = as_real_array("targets", targets, ndim=(1, 2, 3))
     if pool or s == 1:
         y = y[:, None] if y.ndim == 1 else y
         if y.ndim != 2 or y.shape[0] != n:
-            raise BoundInputError(f"targets: expected shape (n, c) with n={n}, got {y.shape}")
+            raise InputError(f"targets: expected shape (n, c) with n={n}, got {y.shape}")
         return y, y.shape[1]
     if y.shape[:2] != (n, s) or y.ndim != 3:
-        raise BoundInputError(f"targets: expected shape (n, s, c) with n={n}, s={s}, got {y.shape}")
+        raise InputError(f"targets: expected shape (n, s, c) with n={n}, s={s}, got {y.shape}")
     return y.reshape(n * s, y.shape[2]), y.shape[2]
 
 
 def _gates(name: str, gates, shape_tail: tuple[int, ...]) -> np.ndarray:
     g = as_real_array(name, gates, ndim=len(shape_tail) + 1)
     if g.shape[1:] != shape_tail:
-        raise BoundInputError(f"{name}: expected shape (P, {', '.join(map(str, shape_tail))}), got {g.shape}")
+        raise InputError(f"{name}: expected shape (P, {', '.join(map(str, shape_tail))}), got {g.shape}")
     return g
 
 
@@ -288,7 +289,7 @@ def lifted_problem(features, targets, beta: float, *, block_shape: tuple[int, in
     y, c = target_matrix(targets, loss, n, s, pool, classes)
     p, qc = block_shape
     if p * qc != k * c:
-        raise BoundInputError(f"block_shape: {block_shape} does not hold {k} lifted features x {c} outputs")
+        raise InputError(f"block_shape: {block_shape} does not hold {k} lifted features x {c} outputs")
     u = u.mean(axis=2) if pool else u.reshape(P, n * s, k)
     return LiftedProblem(np.ascontiguousarray(u), (int(p), int(qc)), y, loss, beta, kind)
 
@@ -324,7 +325,7 @@ def certificate(problem: LiftedProblem, z) -> tuple[float, float]:
     """
     z = as_real_array("z", z, ndim=3)
     if z.shape != (problem.blocks, *problem.block_shape):
-        raise BoundInputError(f"z: expected shape {(problem.blocks, *problem.block_shape)}, got {z.shape}")
+        raise InputError(f"z: expected shape {(problem.blocks, *problem.block_shape)}, got {z.shape}")
     grad = problem.loss_gradient(problem.predictions(z))
     dual_norm = max(float(np.linalg.svd(b, compute_uv=False)[0]) for b in problem.adjoint(grad))
     dual_norm *= 1.0 + 1e-12  # guard the SVD's relative error so that Lambda stays dual feasible
@@ -382,7 +383,7 @@ def proximal_polish(problem: LiftedProblem, z0=None, *, max_iter: int = 2000, ga
     shape = (problem.blocks, *problem.block_shape)
     z = np.zeros(shape) if z0 is None else as_real_array("z0", z0, ndim=3).copy()
     if z.shape != shape:
-        raise BoundInputError(f"z0: expected shape {shape}, got {z.shape}")
+        raise InputError(f"z0: expected shape {shape}, got {z.shape}")
     wide = problem.features.transpose(1, 0, 2).reshape(problem.features.shape[1], -1)
     lip = (1.0 if problem.loss == "squared" else 0.5) * float(np.linalg.norm(wide, 2)) ** 2
     step = 1.0 / max(lip, 1e-300)
@@ -508,7 +509,7 @@ def attention_objective(tokens, targets, heads: Heads, beta: float, *, loss: str
     beta = positive_float("beta", beta)
     masks = attention_masks(x, gates)
     if len(heads) and heads.gate.max() >= masks.shape[0]:
-        raise BoundInputError(f"heads: gate index {heads.gate.max()} out of range for {masks.shape[0]} gates")
+        raise InputError(f"heads: gate index {heads.gate.max()} out of range for {masks.shape[0]} gates")
     c = heads.second.shape[-1]
     pred = np.zeros((x.shape[0], x.shape[1], c))
     for w1, w2, g in zip(heads.first, heads.second, heads.gate):

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.fft
 import scipy.linalg
 
-from ._validate import BoundInputError, as_real_array, pair_of_ints, positive_int
+from .validate import InputError, as_real_array, pair_of_ints, positive_int
 from .numerics import round_up, spectral_norm
 from .registry import register
 
@@ -60,7 +60,7 @@ def _grid(kernel: np.ndarray, input_size, name: str = "input_size") -> tuple[int
     h, w = pair_of_ints(name, input_size)
     kh, kw = kernel.shape[2:]
     if kh > h or kw > w:
-        raise BoundInputError(
+        raise InputError(
             f"{name}: the kernel ({kh}x{kw}) must fit in the input grid, got {h}x{w}"
         )
     return h, w
@@ -321,7 +321,7 @@ def circular_spectral_norm(kernel, input_size, method: str = "auto") -> float:
     References: Sedghi, Gupta, Long (2019), *The Singular Values of Convolutional Layers*, ICLR.
     """
     if method not in ("auto", "svd", "pruned"):
-        raise BoundInputError(f"method: expected 'auto', 'svd' or 'pruned', got {method!r}")
+        raise InputError(f"method: expected 'auto', 'svd' or 'pruned', got {method!r}")
     k = _kernel(kernel)
     h, w = _grid(k, input_size)
     if not k.any():
@@ -345,7 +345,7 @@ def _padding(kernel: np.ndarray, padding) -> tuple[int, int]:
         return kh // 2, kw // 2
     ph, pw = pair_of_ints("padding", padding, minimum=0)
     if ph > kh - 1 or pw > kw - 1:
-        raise BoundInputError(f"padding: expected 0 <= padding <= kernel size - 1 = {(kh - 1, kw - 1)}, got {(ph, pw)}")
+        raise InputError(f"padding: expected 0 <= padding <= kernel size - 1 = {(kh - 1, kw - 1)}, got {(ph, pw)}")
     return ph, pw
 
 
@@ -481,11 +481,11 @@ def conv_matrix(kernel, input_size, padding="circular", stride: int = 1) -> np.n
         pads = (ph, ph, pw, pw)
     circular = padding == "circular"
     if circular and (kh > h or kw > w):
-        raise BoundInputError(f"input_size: circular padding needs the kernel to fit, got {h}x{w} for {(kh, kw)}")
+        raise InputError(f"input_size: circular padding needs the kernel to fit, got {h}x{w} for {(kh, kw)}")
     ho = (h + pads[0] + pads[1] - kh) // stride + 1
     wo = (w + pads[2] + pads[3] - kw) // stride + 1
     if ho < 1 or wo < 1:
-        raise BoundInputError(f"input_size: {h}x{w} is too small for kernel {(kh, kw)} with padding {padding!r}")
+        raise InputError(f"input_size: {h}x{w} is too small for kernel {(kh, kw)} with padding {padding!r}")
     mat = np.zeros((co * ho * wo, ci * h * w))
     oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     out_pix = (oy * wo + ox).ravel()

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validate import BoundInputError, as_real_array, positive_float, positive_int
+from .validate import InputError, as_real_array, positive_float, positive_int
 from .numerics import round_up, spectral_norm
 from .registry import register
 
@@ -72,11 +72,11 @@ def network_norms(weights: Sequence, reference: Sequence | None = None) -> tuple
     :math:`A_i-M_i` summed); ``weights`` in the ``(out, in)`` layout, ``reference`` :math:`M_i` default 0."""
     ws = [as_real_array(f"weights[{i}]", w, ndim=2) for i, w in enumerate(weights)]
     if not ws:
-        raise BoundInputError("weights: expected at least one matrix")
+        raise InputError("weights: expected at least one matrix")
     refs = [np.zeros_like(w) for w in ws] if reference is None else [
         as_real_array(f"reference[{i}]", m, ndim=2) for i, m in enumerate(reference)]
     if len(refs) != len(ws) or any(m.shape != w.shape for m, w in zip(refs, ws)):
-        raise BoundInputError("reference: expected one matrix per layer with the shape of weights")
+        raise InputError("reference: expected one matrix per layer with the shape of weights")
     return [spectral_norm(w) for w in ws], [float(np.linalg.norm(w - m, axis=1).sum()) for w, m in zip(ws, refs)]
 
 
@@ -123,7 +123,7 @@ def ball_log_covering(radius: float, eps: float, dim: int) -> float:
     source="standard (image of a cover); used in TopoLip (Chen, arXiv 2410.17628) v1 sec. 3.4 as reconstructed in "
     "shared/research/topolip.md sec. 4.6",
     confidence="standard",
-    covers="any Lipschitz layer; certified constants from theory.convolution / theory.attention",
+    covers="any Lipschitz layer; certified constants from boundlab.theory.convolution / theory.attention",
 )
 def lipschitz_image(log_covering: float, eps: float, lipschitz: float) -> CoveringBound:
     r"""Transport a covering bound through an L-Lipschitz map: :math:`\ln\mathcal N(L\varepsilon,f(S))\le\ln\mathcal N(\varepsilon,S)`.
@@ -176,9 +176,9 @@ def bartlett17_matrix(data, a: float, eps: float, out_dim: int, *, p: float = 2.
     p = positive_float("p", p)
     s = positive_float("s", s)
     if p < 1 or p > 2:
-        raise BoundInputError(f"p: expected 1 <= p <= 2, got {p}")
+        raise InputError(f"p: expected 1 <= p <= 2, got {p}")
     if s < 1:
-        raise BoundInputError(f"s: expected s >= 1, got {s}")
+        raise InputError(f"s: expected s >= 1, got {s}")
     r = math.inf if s == 1 else s / (s - 1.0)
     b = float(np.linalg.norm(x.ravel(), ord=p))
     alpha = a * b * (m ** (1.0 / r) if math.isfinite(r) else 1.0)
@@ -217,10 +217,10 @@ def bartlett17_network(data, spectral: Sequence[float], l21: Sequence[float], ep
     s = [positive_float(f"spectral[{i}]", v) for i, v in enumerate(spectral)]
     b = [positive_float(f"l21[{i}]", v, allow_zero=True) for i, v in enumerate(l21)]
     if not s or len(s) != len(b):
-        raise BoundInputError(f"l21: expected one value per layer ({len(s)}), got {len(b)}")
+        raise InputError(f"l21: expected one value per layer ({len(s)}), got {len(b)}")
     rhos = [rho] * len(s) if np.isscalar(rho) else list(rho)
     if len(rhos) != len(s):
-        raise BoundInputError(f"rho: expected one constant or {len(s)} of them, got {len(rhos)}")
+        raise InputError(f"rho: expected one constant or {len(s)} of them, got {len(rhos)}")
     rhos = [positive_float(f"rho[{i}]", v, allow_zero=True) for i, v in enumerate(rhos)]
     w = positive_int("width", width)
     lip2 = float(np.prod([(sj * rj) ** 2 for sj, rj in zip(s, rhos)]))
@@ -263,7 +263,7 @@ def graf22_conv(data, b: float, eps: float, kernel_shape: Sequence[int]) -> floa
     eps = _eps(eps)
     shape = tuple(positive_int(f"kernel_shape[{i}]", v) for i, v in enumerate(kernel_shape))
     if len(shape) != 4 or shape[1] != x.shape[1]:
-        raise BoundInputError(f"kernel_shape: expected (c_out, {x.shape[1]}, k_h, k_w), got {tuple(kernel_shape)}")
+        raise InputError(f"kernel_shape: expected (c_out, {x.shape[1]}, k_h, k_w), got {tuple(kernel_shape)}")
     alpha = b * float(np.linalg.norm(x.ravel()))
     return round_up(_maurey(alpha, eps, 2.0 * float(np.prod(shape))))
 

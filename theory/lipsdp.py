@@ -58,7 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import BoundInputError, as_real_array, choice, positive_float, positive_int
+from .validate import InputError, as_real_array, choice, positive_float, positive_int
+from ..io.errors import SolveError
 from .numerics import round_up, spectral_norm
 from .registry import register
 
@@ -90,7 +91,7 @@ DEFAULT_SOLVER = "CVXOPT"
 SOLVERS = ("CVXOPT", "CLARABEL", "SCS")
 
 
-class LipSDPError(RuntimeError):
+class LipSDPError(SolveError):
     """The SDP could not be solved or certified: no bound is returned."""
 
 
@@ -104,11 +105,11 @@ def slope_bounds(activation: str, negative_slope: float = 0.01) -> tuple[float, 
     if activation == "leaky_relu":
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.floating)) \
                 or not math.isfinite(float(negative_slope)):
-            raise BoundInputError(f"negative_slope: expected a finite real number, got {negative_slope!r}")
+            raise InputError(f"negative_slope: expected a finite real number, got {negative_slope!r}")
         a = float(negative_slope)
         return (min(a, 1.0), max(a, 1.0))  # slopes a (x < 0) and 1 (x > 0)
     if activation not in SLOPES:
-        raise BoundInputError(f"activation: expected one of {sorted([*SLOPES, 'leaky_relu'])}, got {activation!r}")
+        raise InputError(f"activation: expected one of {sorted([*SLOPES, 'leaky_relu'])}, got {activation!r}")
     return SLOPES[activation]
 
 
@@ -130,25 +131,25 @@ class FeedForward:
                      beta: float | None = None, negative_slope: float = 0.01, residual: bool = False) -> "FeedForward":
         ws = [as_real_array(f"weights[{i}]", w, ndim=2) for i, w in enumerate(weights)]
         if len(ws) < 2:
-            raise BoundInputError(f"weights: expected at least 2 matrices (one hidden layer), got {len(ws)}")
+            raise InputError(f"weights: expected at least 2 matrices (one hidden layer), got {len(ws)}")
         for i in range(1, len(ws)):
             if ws[i].shape[1] != ws[i - 1].shape[0]:
-                raise BoundInputError(f"weights[{i}]: expected {ws[i - 1].shape[0]} columns to follow weights[{i - 1}] "
+                raise InputError(f"weights[{i}]: expected {ws[i - 1].shape[0]} columns to follow weights[{i - 1}] "
                                       f"{ws[i - 1].shape}, got shape {ws[i].shape}")
         if alpha is None and beta is None:
             a, b = slope_bounds(activation, negative_slope)
         else:
             if alpha is None or beta is None:
-                raise BoundInputError("alpha: give both alpha and beta, or an activation name")
+                raise InputError("alpha: give both alpha and beta, or an activation name")
             a, b = float(alpha), float(beta)
             if not (math.isfinite(a) and math.isfinite(b)):
-                raise BoundInputError(f"alpha: expected finite slopes, got alpha={a}, beta={b}")
+                raise InputError(f"alpha: expected finite slopes, got alpha={a}, beta={b}")
             activation = "custom"
         if a > b:
-            raise BoundInputError(f"alpha: expected alpha <= beta, got alpha={a} > beta={b}")
+            raise InputError(f"alpha: expected alpha <= beta, got alpha={a} > beta={b}")
         if residual:
             if len(ws) != 2 or ws[1].shape[0] != ws[0].shape[1]:
-                raise BoundInputError("residual: a residual block needs exactly 2 weights with W_1 W_0 square")
+                raise InputError("residual: a residual block needs exactly 2 weights with W_1 W_0 square")
         return cls(tuple(ws), a, b, activation, residual)
 
     @property
@@ -387,19 +388,19 @@ def lipsdp(net: FeedForward, form: str = "neuron", *, solver: str | None = None,
 
 def _lipsdp(net, form, solver, split_size, reduce, margin) -> LipSDPResult:
     if not isinstance(net, FeedForward):
-        raise BoundInputError(f"net: expected FeedForward (use FeedForward.from_weights), got {type(net).__name__}")
+        raise InputError(f"net: expected FeedForward (use FeedForward.from_weights), got {type(net).__name__}")
     if not (math.isfinite(net.alpha) and math.isfinite(net.beta)) or net.alpha > net.beta:
-        raise BoundInputError(f"net: expected finite slopes alpha <= beta, got alpha={net.alpha}, beta={net.beta}")
+        raise InputError(f"net: expected finite slopes alpha <= beta, got alpha={net.alpha}, beta={net.beta}")
     choice("form", form, ("neuron", "layer"))
     if not isinstance(solver, (str, type(None))):
-        raise BoundInputError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+        raise InputError(f"solver: expected one of {SOLVERS}, got {solver!r}")
     solver = (solver or DEFAULT_SOLVER).upper()
     choice("solver", solver, SOLVERS)
     margin = positive_float("margin", margin, allow_zero=True)
     if split_size is not None:
         split_size = positive_int("split_size", split_size, minimum=2)
         if net.residual:
-            raise BoundInputError("split_size: a residual block cannot be split")
+            raise InputError("split_size: a residual block cannot be split")
     pieces = _split(net, split_size) if split_size else [net]
     cert, solv, rho_s, rho_c, top, seconds, status, size, info = 1.0, 1.0, [], [], -math.inf, 0.0, "optimal", 0, []
     for piece in pieces:
@@ -453,13 +454,13 @@ def load_mat(path: str | Path) -> list[np.ndarray]:
 
     p = Path(path)
     if not p.is_file():
-        raise BoundInputError(f"path: weights file not found: {p}")
+        raise InputError(f"path: weights file not found: {p}")
     try:
         data = loadmat(p)
     except Exception as exc:  # noqa: BLE001 - any unreadable file
-        raise BoundInputError(f"path: cannot read {p} as a .mat file: {exc}") from exc
+        raise InputError(f"path: cannot read {p} as a .mat file: {exc}") from exc
     if "weights" not in data:
-        raise BoundInputError(f"path: {p} has no 'weights' cell array (keys: {[k for k in data if not k.startswith('__')]})")
+        raise InputError(f"path: {p} has no 'weights' cell array (keys: {[k for k in data if not k.startswith('__')]})")
     return [np.asarray(w, dtype=np.float64) for w in data["weights"].ravel()]
 
 
@@ -476,13 +477,13 @@ def conv_feedforward(kernels, input_size, padding="circular", activation: str = 
     from .convolution import conv_matrix
 
     if isinstance(kernels, np.ndarray) or not hasattr(kernels, "__len__") or len(kernels) < 2:
-        raise BoundInputError("kernels: expected a list of at least 2 conv kernels (conv -> activation -> conv)")
+        raise InputError("kernels: expected a list of at least 2 conv kernels (conv -> activation -> conv)")
     h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     mats = []
     for i, k in enumerate(kernels):
         k = as_real_array(f"kernels[{i}]", k, ndim=4)
         if mats and k.shape[1] * h * w != mats[-1].shape[0]:
-            raise BoundInputError(f"kernels[{i}]: expected {mats[-1].shape[0] // (h * w)} input channels, "
+            raise InputError(f"kernels[{i}]: expected {mats[-1].shape[0] // (h * w)} input channels, "
                                   f"got kernel shape {k.shape}")
         m = conv_matrix(k, (h, w), padding, stride)
         mats.append(m)
@@ -492,7 +493,7 @@ def conv_feedforward(kernels, input_size, padding="circular", activation: str = 
         if padding in ("circular", "zeros", "same"):
             ph, pw = kh - 1, kw - 1
         else:
-            from ._validate import pair_of_ints
+            from .validate import pair_of_ints
             a, b = pair_of_ints("padding", padding, minimum=0)
             ph, pw = 2 * a, 2 * b
         h, w = (h + ph - kh) // stride + 1, (w + pw - kw) // stride + 1

@@ -32,7 +32,7 @@ import math
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._validate import BoundInputError, as_real_array, positive_int
+from .validate import InputError, as_real_array, positive_int
 from .numerics import round_up
 from .registry import register
 
@@ -58,7 +58,7 @@ def cloud(name: str, points, minimum: int = 2) -> np.ndarray:
     """``points`` as an ``(N, D)`` float64 array of finite values with N >= ``minimum`` (1-D input is refused)."""
     x = as_real_array(name, points, ndim=2)
     if x.shape[0] < minimum:
-        raise BoundInputError(f"{name}: expected at least {minimum} points, got {x.shape[0]}")
+        raise InputError(f"{name}: expected at least {minimum} points, got {x.shape[0]}")
     return x
 
 
@@ -66,7 +66,7 @@ def paired_clouds(x, y, minimum: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Two clouds with the same number of points (the correspondence is the row order)."""
     a, b = cloud("x", x, minimum), cloud("y", y, minimum)
     if a.shape[0] != b.shape[0]:
-        raise BoundInputError(f"y: expected {a.shape[0]} points like x (row i of y corresponds to row i of x), "
+        raise InputError(f"y: expected {a.shape[0]} points like x (row i of y corresponds to row i of x), "
                               f"got {b.shape[0]}")
     return a, b
 
@@ -76,12 +76,12 @@ def check_order(p, name: str = "p") -> float:
     if isinstance(p, str):
         if p.lower() in ("inf", "infinity"):
             return math.inf
-        raise BoundInputError(f"{name}: expected a number >= 1 or 'inf', got {p!r}")
+        raise InputError(f"{name}: expected a number >= 1 or 'inf', got {p!r}")
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise BoundInputError(f"{name}: expected a number >= 1 or 'inf', got {p!r}")
+        raise InputError(f"{name}: expected a number >= 1 or 'inf', got {p!r}")
     v = float(p)
     if math.isnan(v) or v < 1:
-        raise BoundInputError(f"{name}: expected a number >= 1 or 'inf', got {p!r}")
+        raise InputError(f"{name}: expected a number >= 1 or 'inf', got {p!r}")
     return v
 
 
@@ -104,7 +104,7 @@ def distance_matrix(points, method: str = "auto") -> np.ndarray:
     """
     x = cloud("points", points, minimum=1)
     if method not in ("auto", "differences", "gram"):
-        raise BoundInputError(f"method: expected one of ('auto', 'differences', 'gram'), got {method!r}")
+        raise InputError(f"method: expected one of ('auto', 'differences', 'gram'), got {method!r}")
     n, d = x.shape
     if method == "auto":
         method = "differences" if n * n * d <= 2e7 else "gram"
@@ -138,7 +138,7 @@ def mst_edge_lengths(dm) -> np.ndarray:
     d = as_real_array("dm", dm, ndim=2)
     n = d.shape[0]
     if d.shape != (n, n):
-        raise BoundInputError(f"dm: expected a square matrix, got shape {d.shape}")
+        raise InputError(f"dm: expected a square matrix, got shape {d.shape}")
     best = d[0].copy()
     done = np.zeros(n, dtype=bool)
     done[0] = True
@@ -233,7 +233,7 @@ def _simplex_diameters(dm: np.ndarray, dim: int, chunk: int = 64) -> np.ndarray:
     if dim == 1:
         return dm[iu, ju]
     if dim != 2:
-        raise BoundInputError(f"degree: simplices of dimension {dim} are not supported (degree <= 1)")
+        raise InputError(f"degree: simplices of dimension {dim} are not supported (degree <= 1)")
     parts = []
     for i in range(n - 2):  # triangles (i, j, k), i < j < k
         j, k = np.triu_indices(n - i - 1, 1)
@@ -275,13 +275,13 @@ def cellular_wasserstein_bound(x, y, p: float = 2.0, degree: int = 0) -> float:
     a, b = paired_clouds(x, y)
     p = check_order(p)
     if math.isinf(p):
-        raise BoundInputError("p: the cellular bound needs a finite p (use persistence.bottleneck_* for p = inf)")
+        raise InputError("p: the cellular bound needs a finite p (use persistence.bottleneck_* for p = inf)")
     degree = positive_int("degree", degree, minimum=0)
     if degree > 1:
-        raise BoundInputError(f"degree: expected 0 or 1, got {degree}")
+        raise InputError(f"degree: expected 0 or 1, got {degree}")
     n = a.shape[0]
     if degree == 1 and n > MAX_TRIANGLE_POINTS:
-        raise BoundInputError(f"x: the degree-1 cellular bound sums over C(N, 3) triangles; expected N <= "
+        raise InputError(f"x: the degree-1 cellular bound sums over C(N, 3) triangles; expected N <= "
                               f"{MAX_TRIANGLE_POINTS}, got {n}")
     da, db = distance_matrix(a), distance_matrix(b)
     dims = (1,) if degree == 0 else (1, 2)  # vertices have value 0 in both filtrations
@@ -302,7 +302,7 @@ def stability_constant(p, degree: int, n_points: int) -> float:
     p = check_order(p)
     degree = positive_int("degree", degree, minimum=0)
     if degree > 1:
-        raise BoundInputError(f"degree: expected 0 or 1, got {degree}")
+        raise InputError(f"degree: expected 0 or 1, got {degree}")
     n = positive_int("n_points", n_points, minimum=2)
     if math.isinf(p):
         return 2.0

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import BoundInputError, as_real_array, choice, positive_float, positive_int
+from .validate import InputError, as_real_array, choice, positive_float, positive_int
 from .numerics import round_up
 from .registry import register
 
@@ -63,7 +63,7 @@ CONVENTIONS = ("symmetric", "complex", "algebraic")
 def _square(name: str, w) -> np.ndarray:
     a = as_real_array(name, w, ndim=2)
     if a.shape[0] != a.shape[1]:
-        raise BoundInputError(f"{name}: expected a square matrix, got shape {a.shape}")
+        raise InputError(f"{name}: expected a square matrix, got shape {a.shape}")
     return a
 
 
@@ -113,12 +113,12 @@ def spectrum_with_moments(mean: float, variance: float, base) -> np.ndarray:
     variance (population convention), shaped by ``base`` :math:`\xi` (at least two distinct entries)."""
     mu = float(mean)
     if not math.isfinite(mu):
-        raise BoundInputError(f"mean: expected a finite number, got {mean!r}")
+        raise InputError(f"mean: expected a finite number, got {mean!r}")
     s2 = positive_float("variance", variance, allow_zero=True)
     xi = as_real_array("base", base, ndim=1)
     sd = float(np.std(xi))
     if sd == 0:
-        raise BoundInputError("base: expected at least two distinct entries")
+        raise InputError("base: expected at least two distinct entries")
     return mu + math.sqrt(s2) * (xi - xi.mean()) / sd
 
 
@@ -128,7 +128,7 @@ def qk_matrix(eigenvalues, basis) -> np.ndarray:
     lam = as_real_array("eigenvalues", eigenvalues, ndim=1)
     b = _square("basis", basis)
     if b.shape[0] != lam.size:
-        raise BoundInputError(f"basis: expected shape ({lam.size}, {lam.size}), got {b.shape}")
+        raise InputError(f"basis: expected shape ({lam.size}, {lam.size}), got {b.shape}")
     q, _ = np.linalg.qr(b)
     return (q * lam) @ q.T
 
@@ -173,7 +173,7 @@ def gaussian_logit_moments(w, scale: str = "sqrt_d") -> GaussianMoments:
 def _probs(p) -> np.ndarray:
     a = as_real_array("p", p, ndim=(1, 2))
     if (a < 0).any() or not np.allclose(a.sum(axis=-1), 1.0, rtol=0, atol=1e-9):
-        raise BoundInputError("p: expected probability vectors (non-negative, rows summing to 1)")
+        raise InputError("p: expected probability vectors (non-negative, rows summing to 1)")
     return a
 
 
@@ -258,11 +258,11 @@ def _curve(sigma2, entropy, stderr) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     h = as_real_array("entropy", entropy, ndim=1)
     se = as_real_array("stderr", stderr, ndim=(1, 2))
     if h.shape != s.shape or s.size < 2:
-        raise BoundInputError(f"entropy: expected the shape of sigma2 {s.shape} (at least 2 points), got {h.shape}")
+        raise InputError(f"entropy: expected the shape of sigma2 {s.shape} (at least 2 points), got {h.shape}")
     if np.any(np.diff(s) <= 0):
-        raise BoundInputError("sigma2: expected a strictly increasing grid of variances")
+        raise InputError("sigma2: expected a strictly increasing grid of variances")
     if se.shape not in (s.shape, (s.size, s.size)) or (se < 0).any():
-        raise BoundInputError(f"stderr: expected non-negative errors of shape {s.shape} or paired {(s.size,) * 2}")
+        raise InputError(f"stderr: expected non-negative errors of shape {s.shape} or paired {(s.size,) * 2}")
     return s, h, se
 
 
@@ -388,7 +388,7 @@ def trend_p3(sigma2, entropy, stderr, n_tokens: int, delta: float = 0.1, k: floa
     t = positive_int("n_tokens", n_tokens, minimum=2)
     dl = positive_float("delta", delta)
     if dl >= 0.5:
-        raise BoundInputError(f"delta: expected a number in (0, 0.5), got {dl}")
+        raise InputError(f"delta: expected a number in (0, 0.5), got {dl}")
     return _p3_sides(h, se, math.log(t), dl, positive_float("k", k))
 
 

@@ -34,7 +34,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._validate import BoundInputError, as_real_array, choice, positive_float, positive_int
+from .validate import InputError, as_real_array, choice, positive_float, positive_int
 from .attention import AttentionWeights
 from .numerics import inf_norm, round_down, round_up
 from .registry import register
@@ -114,7 +114,7 @@ def composite_product_bound(a, b) -> float:
     a = as_real_array("a", a, ndim=2)
     b = as_real_array("b", b, ndim=2)
     if a.shape[1] != b.shape[0]:
-        raise BoundInputError(f"b: expected {a.shape[1]} rows to match a {a.shape}, got shape {b.shape}")
+        raise InputError(f"b: expected {a.shape[1]} rows to match a {a.shape}, got shape {b.shape}")
     return round_up(composite_norm(a) * composite_norm(b))
 
 
@@ -141,7 +141,7 @@ def residual(x, shift="mean") -> np.ndarray:
     else:
         s = as_real_array("shift", shift, ndim=1)
         if s.shape != (a.shape[1],):
-            raise BoundInputError(f"shift: expected shape ({a.shape[1]},), got {s.shape}")
+            raise InputError(f"shift: expected shape ({a.shape[1]},), got {s.shape}")
     return a - s[None, :]
 
 
@@ -184,9 +184,9 @@ def _box(lower, upper) -> tuple[np.ndarray, np.ndarray]:
         return lo, lo
     hi = as_real_array("upper", upper, ndim=2)
     if hi.shape != lo.shape:
-        raise BoundInputError(f"upper: expected the shape of lower {lo.shape}, got {hi.shape}")
+        raise InputError(f"upper: expected the shape of lower {lo.shape}, got {hi.shape}")
     if (hi < lo).any():
-        raise BoundInputError("upper: expected upper >= lower entrywise")
+        raise InputError("upper: expected upper >= lower entrywise")
     return lo, hi
 
 
@@ -308,7 +308,7 @@ def optimal_residual_bounds(lower, upper=None) -> ResidualBounds:
     """
     lo, hi = _box(lower, upper)
     if lo.shape[0] < 2:
-        raise BoundInputError(f"lower: expected at least 2 tokens (rows), got shape {lo.shape}")
+        raise InputError(f"lower: expected at least 2 tokens (rows), got shape {lo.shape}")
     mid = 0.5 * (lo + hi)
     dual, lp_shifts = _inf_dual(mid)
     candidates = [shift_vector(mid, k) for k in SHIFTS] + lp_shifts
@@ -355,12 +355,12 @@ class Path:
 def _probs(name: str, attention, n: int | None = None) -> list[np.ndarray]:
     """Validate per-layer attention matrices: a list of (H, n, n) arrays."""
     if not isinstance(attention, (list, tuple)) or not attention:
-        raise BoundInputError(f"{name}: expected a non-empty list of (heads, n, n) arrays (depth >= 1)")
+        raise InputError(f"{name}: expected a non-empty list of (heads, n, n) arrays (depth >= 1)")
     out = []
     for l, p in enumerate(attention):
         a = as_real_array(f"{name}[{l}]", p, ndim=3)
         if a.shape[1] != a.shape[2] or (n is not None and a.shape[1] != n):
-            raise BoundInputError(f"{name}[{l}]: expected shape (heads, n, n) with n = {n}, got {a.shape}")
+            raise InputError(f"{name}[{l}]: expected shape (heads, n, n) with n = {n}, got {a.shape}")
         n = a.shape[1]
         out.append(a)
     return out
@@ -388,13 +388,13 @@ def path_decomposition(x, attention, values, skip: bool = False) -> tuple[np.nda
     a = as_real_array("x", x, ndim=2)
     probs = _probs("attention", attention, a.shape[0])
     if not isinstance(values, (list, tuple)) or len(values) != len(probs):
-        raise BoundInputError(f"values: expected a list of {len(probs)} (heads, d, d) arrays, one per layer")
+        raise InputError(f"values: expected a list of {len(probs)} (heads, d, d) arrays, one per layer")
     ws = []
     d = a.shape[1]
     for l, (w, p) in enumerate(zip(values, probs)):
         w = as_real_array(f"values[{l}]", w, ndim=3)
         if w.shape != (p.shape[0], d, d):
-            raise BoundInputError(f"values[{l}]: expected shape ({p.shape[0]}, {d}, {d}), got {w.shape}")
+            raise InputError(f"values[{l}]: expected shape ({p.shape[0]}, {d}, {d}), got {w.shape}")
         ws.append(w)
     n = a.shape[0]
     if skip:
@@ -441,14 +441,14 @@ def path_length_pmf(depth: int, heads: int) -> np.ndarray:
 # --------------------------------------------------------------------------- collapse bounds
 def _layers(layers) -> list[AttentionWeights]:
     if not isinstance(layers, (list, tuple)) or not layers:
-        raise BoundInputError("layers: expected a non-empty list of AttentionWeights (depth >= 1)")
+        raise InputError("layers: expected a non-empty list of AttentionWeights (depth >= 1)")
     for l, w in enumerate(layers):
         if not isinstance(w, AttentionWeights):
-            raise BoundInputError(f"layers[{l}]: expected AttentionWeights, got {type(w).__name__}")
+            raise InputError(f"layers[{l}]: expected AttentionWeights, got {type(w).__name__}")
         if w.out_dim != w.dim:
-            raise BoundInputError(f"layers[{l}]: output width {w.out_dim} != token width {w.dim}; layers must stack")
+            raise InputError(f"layers[{l}]: output width {w.out_dim} != token width {w.dim}; layers must stack")
         if w.dim != layers[0].dim or w.head_dim != layers[0].head_dim:
-            raise BoundInputError(f"layers[{l}]: expected token width {layers[0].dim} and d_qk "
+            raise InputError(f"layers[{l}]: expected token width {layers[0].dim} and d_qk "
                                   f"{layers[0].head_dim} like layers[0], got {w.dim} and {w.head_dim}")
     return list(layers)
 
@@ -503,7 +503,7 @@ def mlp_lipschitz(first, second) -> float:
     a = as_real_array("first", first, ndim=2)
     b = as_real_array("second", second, ndim=2)
     if a.shape[1] != b.shape[0]:
-        raise BoundInputError(f"second: expected {a.shape[1]} rows to match first {a.shape}, got {b.shape}")
+        raise InputError(f"second: expected {a.shape[1]} rows to match first {a.shape}, got {b.shape}")
     return round_up(math.sqrt(inf_norm(a.T) * inf_norm(b.T) * inf_norm(a) * inf_norm(b)))
 
 
@@ -515,7 +515,7 @@ def _residual_upper(x, shift: str) -> float:
     """
     a = as_real_array("x", x, ndim=2)
     if a.shape[0] < 2:
-        raise BoundInputError(f"x: expected at least 2 tokens (rows), got shape {a.shape}")
+        raise InputError(f"x: expected at least 2 tokens (rows), got shape {a.shape}")
     choice("shift", shift, ("optimal", "mean"))
     if shift == "optimal":
         return optimal_residual_bounds(a).composite_upper
@@ -542,7 +542,7 @@ def _thm23(layers, x, gamma: float, lam: float, shift: str, value: str = "effect
     g = positive_float("gamma", gamma)
     a = as_real_array("x", x, ndim=2)
     if a.shape[1] != ls[0].dim:
-        raise BoundInputError(f"x: expected {ls[0].dim} columns (the token width), got shape {a.shape}")
+        raise InputError(f"x: expected {ls[0].dim} columns (the token width), got shape {a.shape}")
     heads = max(w.heads for w in ls)
     c = round_up(4.0 * g * collapse_beta(ls, value) * heads * lam / math.sqrt(ls[0].head_dim))
     return _collapse_rhs(c, len(ls), _residual_upper(a, shift))
@@ -581,7 +581,7 @@ def single_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "opti
     """
     ls = _layers(layers)
     if any(w.heads != 1 for w in ls):
-        raise BoundInputError(f"layers: Thm 2.2 is for a single head, got heads {[w.heads for w in ls]}")
+        raise InputError(f"layers: Thm 2.2 is for a single head, got heads {[w.heads for w in ls]}")
     return _thm23(ls, x, gamma, 1.0, shift, value)
 
 
@@ -616,7 +616,7 @@ def logit_spread(layers, inputs) -> float:
     """
     ls = _layers(layers)
     if not isinstance(inputs, (list, tuple)) or len(inputs) != len(ls):
-        raise BoundInputError(f"inputs: expected a list of {len(ls)} layer inputs (n, d), one per layer")
+        raise InputError(f"inputs: expected a list of {len(ls)} layer inputs (n, d), one per layer")
     worst = 0.0
     for l, (w, xin) in enumerate(zip(ls, inputs)):
         a_in = as_real_array(f"inputs[{l}]", xin, ndim=2)
@@ -655,7 +655,7 @@ def spread_limited_collapse_bound(layers, x, inputs, gamma: float = 1.0, limit: 
     lim = positive_float("limit", limit)
     spread = logit_spread(ls, inputs)
     if spread >= lim:
-        raise BoundInputError(f"inputs: logit spread {spread:.6g} >= limit {lim:g}; the assumption of this form fails")
+        raise InputError(f"inputs: logit spread {spread:.6g} >= limit {lim:g}; the assumption of this form fails")
     return _thm23(ls, x, gamma, 1.0, shift, value)
 
 
@@ -680,15 +680,15 @@ def mlp_collapse_bound(layers, mlps, x, gamma: float = 1.0, shift: str = "optima
     """
     ls = _layers(layers)
     if not isinstance(mlps, (list, tuple)) or len(mlps) != len(ls):
-        raise BoundInputError(f"mlps: expected a list of {len(ls)} (A, a, B, b) tuples, one per layer")
+        raise InputError(f"mlps: expected a list of {len(ls)} (A, a, B, b) tuples, one per layer")
     lam = 0.0
     for l, m in enumerate(mlps):
         if not isinstance(m, (list, tuple)) or len(m) != 4:
-            raise BoundInputError(f"mlps[{l}]: expected (A, a, B, b)")
+            raise InputError(f"mlps[{l}]: expected (A, a, B, b)")
         a_mat = as_real_array(f"mlps[{l}][0]", m[0], ndim=2)
         b_mat = as_real_array(f"mlps[{l}][2]", m[2], ndim=2)
         if a_mat.shape[0] != ls[0].dim or b_mat.shape[1] != ls[0].dim:
-            raise BoundInputError(f"mlps[{l}]: expected A ({ls[0].dim}, k) and B (k, {ls[0].dim}), got "
+            raise InputError(f"mlps[{l}]: expected A ({ls[0].dim}, k) and B (k, {ls[0].dim}), got "
                                   f"{a_mat.shape} and {b_mat.shape}")
         lam = max(lam, mlp_lipschitz(a_mat, b_mat))
     return _thm23(ls, x, gamma, lam, shift, value)
@@ -722,9 +722,9 @@ def log_log_slope(eps, values) -> float:
     e = as_real_array("eps", eps, ndim=1)
     v = as_real_array("values", values, ndim=1)
     if e.shape != v.shape or e.size < 2:
-        raise BoundInputError(f"values: expected the shape of eps {e.shape} (at least 2 points), got {v.shape}")
+        raise InputError(f"values: expected the shape of eps {e.shape} (at least 2 points), got {v.shape}")
     if (e <= 0).any() or (v <= 0).any():
-        raise BoundInputError("values: expected positive eps and values for a log-log slope")
+        raise InputError("values: expected positive eps and values for a log-log slope")
     return float(np.polyfit(np.log(e), np.log(v), 1)[0])
 
 
@@ -753,12 +753,12 @@ def layernorm_rows(z, gamma, beta, eps: float) -> np.ndarray:
     g = as_real_array("gamma", gamma, ndim=1)
     b = as_real_array("beta", beta, ndim=1)
     if g.shape != (a.shape[1],) or b.shape != g.shape:
-        raise BoundInputError(f"gamma: expected shape ({a.shape[1]},) like beta, got {g.shape} and {b.shape}")
+        raise InputError(f"gamma: expected shape ({a.shape[1]},) like beta, got {g.shape} and {b.shape}")
     e = positive_float("eps", eps, allow_zero=True)
     c = a - a.mean(axis=1, keepdims=True)
     s = np.sqrt((c**2).mean(axis=1, keepdims=True) + e)
     if (s == 0).any():
-        raise BoundInputError("eps: a constant token with eps = 0 has no LayerNorm")
+        raise InputError("eps: a constant token with eps = 0 has no LayerNorm")
     return c / s * g + b
 
 
@@ -784,7 +784,7 @@ def right_multiplication_misfit(z, ln_out) -> float:
     a = as_real_array("z", z, ndim=2)
     y = as_real_array("ln_out", ln_out, ndim=2)
     if y.shape != a.shape:
-        raise BoundInputError(f"ln_out: expected the shape of z {a.shape}, got {y.shape}")
+        raise InputError(f"ln_out: expected the shape of z {a.shape}, got {y.shape}")
     design = np.hstack([a, np.ones((a.shape[0], 1))])
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     scale = np.linalg.norm(y - y.mean(axis=0))
@@ -811,13 +811,13 @@ def layernorm_equal_std_rewrite(z, gamma, beta, eps: float) -> np.ndarray:
     g = as_real_array("gamma", gamma, ndim=1)
     b = as_real_array("beta", beta, ndim=1)
     if g.shape != (a.shape[1],) or b.shape != g.shape:
-        raise BoundInputError(f"gamma: expected shape ({a.shape[1]},) like beta, got {g.shape} and {b.shape}")
+        raise InputError(f"gamma: expected shape ({a.shape[1]},) like beta, got {g.shape} and {b.shape}")
     e = positive_float("eps", eps, allow_zero=True)
     d = a.shape[1]
     c = np.eye(d) - np.ones((d, d)) / d
     s2 = float(((a @ c) ** 2).mean())
     if s2 + e == 0:
-        raise BoundInputError("eps: constant tokens with eps = 0 have no LayerNorm")
+        raise InputError("eps: constant tokens with eps = 0 have no LayerNorm")
     return a @ c @ np.diag(g) / math.sqrt(s2 + e) + b
 
 
@@ -844,7 +844,7 @@ def collapse_order(collapsing, reference) -> tuple[float, float]:
     a = as_real_array("collapsing", collapsing, ndim=1)
     b = as_real_array("reference", reference, ndim=1)
     if a.shape != b.shape:
-        raise BoundInputError(f"reference: expected the shape of collapsing {a.shape}, got {b.shape}")
+        raise InputError(f"reference: expected the shape of collapsing {a.shape}, got {b.shape}")
     return float(a[-1]), float(b[-1])
 
 
@@ -876,10 +876,10 @@ def mlp_slowing(san, mlp, margin: float = 0.5, floor: float = 1e-10) -> tuple[fl
     a = as_real_array("san", san, ndim=1)
     b = as_real_array("mlp", mlp, ndim=1)
     if a.shape != b.shape:
-        raise BoundInputError(f"mlp: expected the shape of san {a.shape}, got {b.shape}")
+        raise InputError(f"mlp: expected the shape of san {a.shape}, got {b.shape}")
     m = positive_float("margin", margin)
     live = np.flatnonzero(a > positive_float("floor", floor))
     if live.size == 0:
-        raise BoundInputError("san: every ratio is below the float floor; nothing to compare")
+        raise InputError("san: every ratio is below the float floor; nothing to compare")
     l = int(live[np.argmax(a[live] / np.maximum(b[live], 1e-300))])
     return m * float(a[l]), float(b[l]), l

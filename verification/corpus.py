@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import example
 
-from boundlab.results import write_json, write_npz
+from boundlab.io.results import write_json, write_npz
 
 from .cases import Case
 

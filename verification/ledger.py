@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from boundlab import __version__
-from boundlab.results import dumps, metadata_block, write_json
+from boundlab import __version__  # noqa: F401 - recorded in the summary
+from boundlab.io.results import dumps, metadata_block, write_json, write_text
 
 from .cases import Case
 
@@ -65,7 +65,7 @@ class PropertyRecord:
 
 
 def _bound_meta(name: str) -> dict:
-    from theory.registry import get
+    from boundlab.theory.registry import get
 
     from .planted import PLANTED
 
@@ -140,9 +140,7 @@ class Ledger:
         for name in sorted(self.records):
             rec = self.records[name]
             obs = props_dir / f"{name}.jsonl"
-            tmp = obs.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(dumps(o).replace("\n", "") + "\n" for o in rec.observations))
-            tmp.replace(obs)
+            write_text(obs, "".join(dumps(o, indent=None) + "\n" for o in rec.observations))
             props.append(rec.summary(str(obs.relative_to(path.parent))))
         doc = {"boundlab": __version__, "profile": profile, **metadata_block({"profile": profile}, seed),
                "properties": props}

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from theory.attention import AttentionWeights
-from theory.convolution import circular_spectral_norm, kernel_matrix
-from theory.numerics import spectral_norm
+from boundlab.theory.attention import AttentionWeights
+from boundlab.theory.convolution import circular_spectral_norm, kernel_matrix
+from boundlab.theory.numerics import spectral_norm
 
 PLANTED = {
     "planted.persistence_bottleneck_no_sqrt_n": {
@@ -54,6 +54,6 @@ def circular_exact_shrunk(kernel, input_size) -> float:
 
 def lipsdp_shrunk(net) -> float:
     """A false "SDP" bound: 0.9 x the certified LipSDP-Neuron value (tight nets, e.g. width-1 layers, break it)."""
-    from theory.lipsdp import lipsdp
+    from boundlab.theory.lipsdp import lipsdp
 
     return 0.9 * lipsdp(net, "neuron").certified

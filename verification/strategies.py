@@ -12,7 +12,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from theory.attention import AttentionWeights
+from boundlab.theory.attention import AttentionWeights
 
 from .cases import Case
 

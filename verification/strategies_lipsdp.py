@@ -11,7 +11,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from theory.lipsdp import FeedForward
+from boundlab.theory.lipsdp import FeedForward
 
 from .cases import Case
 from .strategies import log_uniform, seeds

@@ -11,8 +11,8 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from empirical.rank_collapse import Block, TokenNetwork
-from theory.attention import AttentionWeights
+from boundlab.empirical.rank_collapse import Block, TokenNetwork
+from boundlab.theory.attention import AttentionWeights
 
 from .cases import Case
 from .strategies import log_uniform, seeds

@@ -12,14 +12,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from empirical.attention import dot_product_attention, l2_attention
-from empirical.lipschitz import global_lipschitz_lower_bound, jacobian_norm
-from empirical.wasserstein import wasserstein_uniform
-from theory import attention as A
+from boundlab.empirical.attention import dot_product_attention, l2_attention
+from boundlab.empirical.lipschitz import global_lipschitz_lower_bound, jacobian_norm
+from boundlab.empirical.wasserstein import wasserstein_uniform
+from boundlab.theory import attention as A
 
-from .falsify import must_falsify
-from .corpus import replay
-from .strategies import attention_cases, log_uniform, weights_of, with_config
+from boundlab.verification.falsify import must_falsify
+from boundlab.verification.corpus import replay
+from boundlab.verification.strategies import attention_cases, log_uniform, weights_of, with_config
 
 RTOL = 1e-9
 SEARCH = {"restarts": 6, "steps": 12}

@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from empirical.attention import dot_product_attention
-from empirical.lipschitz import conv_operator, global_lipschitz_lower_bound, jacobian_norm
-from theory import composition as CP
+from boundlab.empirical.attention import dot_product_attention
+from boundlab.empirical.lipschitz import conv_operator, global_lipschitz_lower_bound, jacobian_norm
+from boundlab.theory import composition as CP
 
-from .cases import Case
-from .corpus import replay
-from .strategies import attention_weights, kernels, layernorm_cases, log_uniform, seeds, weights_of
+from boundlab.verification.cases import Case
+from boundlab.verification.corpus import replay
+from boundlab.verification.strategies import attention_weights, kernels, layernorm_cases, log_uniform, seeds, weights_of
 
 RTOL = 1e-9
 

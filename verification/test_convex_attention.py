@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from hypothesis import given
 
-from empirical.convex_heads import objective as torch_objective
-from empirical.convex_heads import train_heads
-from theory import convex_attention as CA
+from boundlab.empirical.convex_heads import objective as torch_objective
+from boundlab.empirical.convex_heads import train_heads
+from boundlab.theory import convex_attention as CA
 
-from .falsify import must_falsify
-from .corpus import replay
-from .planted import PLANTED
-from .strategies_convex import convex_cases, loss_kwargs
+from boundlab.verification.falsify import must_falsify
+from boundlab.verification.corpus import replay
+from boundlab.verification.planted import PLANTED
+from boundlab.verification.strategies_convex import convex_cases, loss_kwargs
 
 RTOL_LOWER = 1e-9
 RTOL_RECOVERY = 1e-6

@@ -15,12 +15,12 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from empirical.lipschitz import conv_operator, conv_operator_norm, dense_jacobian
-from theory import convolution as C
+from boundlab.empirical.lipschitz import conv_operator, conv_operator_norm, dense_jacobian
+from boundlab.theory import convolution as C
 
-from .corpus import replay
-from .cases import Case
-from .strategies import conv_cases, log_uniform, seeds
+from boundlab.verification.corpus import replay
+from boundlab.verification.cases import Case
+from boundlab.verification.strategies import conv_cases, log_uniform, seeds
 
 RTOL_UPPER = 1e-9
 RTOL_EXACT = 1e-7

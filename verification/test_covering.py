@@ -28,19 +28,19 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from empirical.attention import dot_product_attention
-from empirical.compactness import covering_bracket, covering_radius, greedy_net
-from empirical.lipschitz import conv_operator
-from theory import attention as A
-from theory import compactness as K
-from theory import convolution as C
-from theory import covering as CV
-from theory.numerics import round_up
+from boundlab.empirical.attention import dot_product_attention
+from boundlab.empirical.compactness import covering_bracket, covering_radius, greedy_net
+from boundlab.empirical.lipschitz import conv_operator
+from boundlab.theory import attention as A
+from boundlab.theory import compactness as K
+from boundlab.theory import convolution as C
+from boundlab.theory import covering as CV
+from boundlab.theory.numerics import round_up
 
-from .cases import Case
-from .corpus import replay
-from .strategies import log_uniform, seeds
-from .strategies_convex import (ball_cases, conv_class_cases, head_class_cases, matrix_class_cases,
+from boundlab.verification.cases import Case
+from boundlab.verification.corpus import replay
+from boundlab.verification.strategies import log_uniform, seeds
+from boundlab.verification.strategies_convex import (ball_cases, conv_class_cases, head_class_cases, matrix_class_cases,
                                 network_class_cases, point_clouds)
 
 RTOL = 1e-9

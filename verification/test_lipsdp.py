@@ -12,17 +12,17 @@ import math
 
 from hypothesis import given
 
-from empirical.attention import dot_product_attention
-from empirical.lipschitz import global_lipschitz_lower_bound
-from empirical.mlp import feedforward_function
-from theory import attention as A
-from theory.attention_sdp import attention_sdp_details
-from theory.lipsdp import lipsdp
+from boundlab.empirical.attention import dot_product_attention
+from boundlab.empirical.lipschitz import global_lipschitz_lower_bound
+from boundlab.empirical.mlp import feedforward_function
+from boundlab.theory import attention as A
+from boundlab.theory.attention_sdp import attention_sdp_details
+from boundlab.theory.lipsdp import lipsdp
 
-from .cases import Case
-from .corpus import replay
-from .strategies import attention_cases, weights_of
-from .strategies_lipsdp import mlp_cases, net_of
+from boundlab.verification.cases import Case
+from boundlab.verification.corpus import replay
+from boundlab.verification.strategies import attention_cases, weights_of
+from boundlab.verification.strategies_lipsdp import mlp_cases, net_of
 
 RTOL = 1e-9
 ORDER_RTOL = 1e-5

@@ -22,14 +22,14 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from empirical.topology import diagram_distance, persistence_diagrams
-from empirical.wasserstein import wasserstein_uniform
-from theory import persistence as P
+from boundlab.empirical.topology import diagram_distance, persistence_diagrams
+from boundlab.empirical.wasserstein import wasserstein_uniform
+from boundlab.theory import persistence as P
 
-from .falsify import must_falsify
-from .cases import Case
-from .corpus import replay
-from .strategies import log_uniform, seeds
+from boundlab.verification.falsify import must_falsify
+from boundlab.verification.cases import Case
+from boundlab.verification.corpus import replay
+from boundlab.verification.strategies import log_uniform, seeds
 
 RTOL = 1e-9
 PLANTED_NO_SQRT_N = "planted.persistence_bottleneck_no_sqrt_n"

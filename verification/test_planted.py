@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from empirical.attention import dot_product_attention
-from empirical.lipschitz import conv_operator_norm, global_lipschitz_lower_bound
-from theory.convolution import circular_spectral_norm
+from boundlab.empirical.attention import dot_product_attention
+from boundlab.empirical.lipschitz import conv_operator_norm, global_lipschitz_lower_bound
+from boundlab.theory.convolution import circular_spectral_norm
 
-from .falsify import must_falsify
-from .planted import PLANTED, circular_exact_shrunk, conv_no_k_factor, dp_global_lipschitz, lipsdp_shrunk
-from .strategies import attention_cases, conv_cases, weights_of
-from .strategies_lipsdp import mlp_cases, net_of
+from boundlab.verification.falsify import must_falsify
+from boundlab.verification.planted import PLANTED, circular_exact_shrunk, conv_no_k_factor, dp_global_lipschitz, lipsdp_shrunk
+from boundlab.verification.strategies import attention_cases, conv_cases, weights_of
+from boundlab.verification.strategies_lipsdp import mlp_cases, net_of
 
 
 def _conv_truth(case) -> float:
@@ -32,7 +32,7 @@ def _dp_search(case) -> float:
 
 
 def _mlp_search(case) -> float:
-    from empirical.mlp import feedforward_function
+    from boundlab.empirical.mlp import feedforward_function
 
     f = feedforward_function(net_of(case))
     return global_lipschitz_lower_bound(lambda x: f(x.flatten(1)).unsqueeze(1), (1, case["widths"][0]),

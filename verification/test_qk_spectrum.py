@@ -42,14 +42,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from empirical.qk_spectrum import entropy_curve, gaussian_expectation
-from theory import qk_spectrum as Q
+from boundlab.empirical.qk_spectrum import entropy_curve, gaussian_expectation
+from boundlab.theory import qk_spectrum as Q
 
-from .falsify import must_falsify
-from .cases import Case
-from .corpus import replay
-from .strategies import log_uniform, seeds, with_config
-from .strategies_rank import spectrum_cases, square_matrices
+from boundlab.verification.falsify import must_falsify
+from boundlab.verification.cases import Case
+from boundlab.verification.corpus import replay
+from boundlab.verification.strategies import log_uniform, seeds, with_config
+from boundlab.verification.strategies_rank import spectrum_cases, square_matrices
 
 RTOL = 1e-9
 K_SE = 4.0

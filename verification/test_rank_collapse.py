@@ -55,17 +55,17 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from empirical import rank_collapse as ER
-from empirical.certified import enclose
-from theory import BoundInputError
-from theory import rank_collapse as R
-from theory.numerics import round_down
+from boundlab.empirical import rank_collapse as ER
+from boundlab.empirical.certified import enclose
+from boundlab.theory import InputError
+from boundlab.theory import rank_collapse as R
+from boundlab.theory.numerics import round_down
 
-from .falsify import must_falsify
-from .cases import Case
-from .corpus import replay
-from .strategies import log_uniform, seeds, with_config
-from .strategies_rank import layernorm_token_cases, network_of, san_cases, token_matrices
+from boundlab.verification.falsify import must_falsify
+from boundlab.verification.cases import Case
+from boundlab.verification.corpus import replay
+from boundlab.verification.strategies import log_uniform, seeds, with_config
+from boundlab.verification.strategies_rank import layernorm_token_cases, network_of, san_cases, token_matrices
 
 RTOL = 1e-9
 CLIMB_STEPS = 6
@@ -180,7 +180,7 @@ def _climb(case, net, bound_fn) -> tuple[float, float]:
     def evaluate(xx):
         try:
             up = bound_fn(net, xx)
-        except BoundInputError:  # e.g. the logit-spread assumption fails at this input
+        except InputError:  # e.g. the logit-spread assumption fails at this input
             return None
         return _lhs_lower(net, xx), up
 

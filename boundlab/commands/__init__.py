@@ -2,5 +2,5 @@
 
 A command module adds its parser with ``subparsers.add_parser(...)`` and ``set_defaults(func=...)``; ``func``
 takes the parsed arguments and returns an exit status. Raise :class:`boundlab.cli.CliError` (or
-``theory.BoundInputError``) for user errors: they print one line and exit with status 2.
+``theory.InputError``) for user errors: they print one line and exit with status 2.
 """

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ..cli import CliError, console
-from ..results import git_commit, write_json
+from ._common import CliError, console
+from ..io.results import git_commit, write_json
 
 
 def _bench_dir() -> Path:
@@ -43,7 +43,7 @@ def _threshold(text: str) -> float:
 def cmd_bench(args) -> int:
     import json
 
-    from reports.bench import check_saved, file_stem, saved_doc
+    from boundlab.reports.bench import check_saved, file_stem, saved_doc
 
     bdir = _bench_dir()
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,8 +76,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from reports.bench import check_saved, history, latest_regressions
-    from reports.load import Malformed, read_doc
+    from boundlab.reports.bench import check_saved, history, latest_regressions
+    from boundlab.reports.load import Malformed, read_doc
 
     folder = Path(args.out) / "bench"
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ..cli import CliError, _positive_float, _positive_int, console
-from ..results import metadata_block, write_json
+from ._common import CliError, console, positive_float, positive_int
+from ..io.results import metadata_block, write_json
 
 
 def _load_features(path: str) -> tuple:
@@ -34,7 +34,7 @@ def _load_features(path: str) -> tuple:
 
 
 def cmd_convex_heads(args) -> int:
-    from empirical.convex_finetune import SCALES, run_finetune
+    from boundlab.empirical.convex_finetune import SCALES, run_finetune
 
     overrides = {k: getattr(args, k) for k in ("n_train", "n_test", "dim", "lam", "seed", "steps", "polish")
                  if getattr(args, k) is not None}
@@ -77,12 +77,12 @@ def register(subparsers) -> None:
                    help="small: minutes on 2 cores; paper: all digits, the paper's head sizes (default: %(default)s)")
     s.add_argument("--features", default=None, metavar="F.npz",
                    help="external frozen features: arrays tokens (n, s, d) and labels (n,)")
-    s.add_argument("--n-train", dest="n_train", type=_positive_int, default=None)
-    s.add_argument("--n-test", dest="n_test", type=_positive_int, default=None)
-    s.add_argument("--dim", type=_positive_int, default=None, help="token dimension of the frozen embedding")
-    s.add_argument("--lam", type=_positive_float, default=None, help="weight decay per training sample")
-    s.add_argument("--steps", type=_positive_int, default=None, help="L-BFGS iterations")
-    s.add_argument("--polish", type=_positive_int, default=None,
+    s.add_argument("--n-train", dest="n_train", type=positive_int, default=None)
+    s.add_argument("--n-test", dest="n_test", type=positive_int, default=None)
+    s.add_argument("--dim", type=positive_int, default=None, help="token dimension of the frozen embedding")
+    s.add_argument("--lam", type=positive_float, default=None, help="weight decay per training sample")
+    s.add_argument("--steps", type=positive_int, default=None, help="L-BFGS iterations")
+    s.add_argument("--polish", type=positive_int, default=None,
                    help="most FISTA steps after Burer-Monteiro per convex head (the certified gap is reported)")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--out", default="boundlab-results", help="results folder (default: %(default)s)")

@@ -6,7 +6,8 @@ Writes ``OUT/topolip/<unit>/result.json`` per (model, seed) and ``OUT/topolip/ve
 
 from __future__ import annotations
 
-from ..cli import CliError, _positive_int, console
+from ..io.progress import console_reporter
+from ._common import CliError, console, nonnegative_int, positive_int, seed_list
 
 MODEL_NAMES = ("attn", "conv", "vit", "resnet")
 
@@ -17,20 +18,6 @@ def _models(text: str) -> tuple[str, ...]:
     if bad or not names:
         raise CliError(f"--models: unknown model(s) {bad or [text]} (choose from {', '.join(MODEL_NAMES)})")
     return names
-
-
-def _seeds(values: list[str]) -> tuple[int, ...]:
-    out = []
-    for v in values:
-        for part in v.split(","):
-            if part.strip():
-                try:
-                    out.append(int(part))
-                except ValueError:
-                    raise CliError(f"--seeds: expected integers, got {part!r}") from None
-    if not out:
-        raise CliError("--seeds: expected at least one seed")
-    return tuple(dict.fromkeys(out))
 
 
 def print_verdicts(claims: list[dict]) -> None:
@@ -46,26 +33,27 @@ def print_verdicts(claims: list[dict]) -> None:
 
 
 def cmd_experiment_topolip(args) -> int:
-    from empirical.robustness import RobustnessConfig
-    from empirical.topolip_experiment import ExperimentConfig, run_experiment
+    from boundlab.empirical.robustness import RobustnessConfig
+    from boundlab.empirical.topolip_experiment import ExperimentConfig, run_experiment
 
     eps = tuple(float(e) / 255 for e in args.eps.split(",")) if args.eps else RobustnessConfig().eps
     probe_epochs = tuple(int(e) for e in args.probe_epochs.split(",")) if args.probe_epochs else None
     cfg = ExperimentConfig(dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
                            max_train=args.max_train, models=_models(args.models), scale=args.scale,
-                           epochs=args.epochs, probe_epochs=probe_epochs, probe=args.probe, seeds=_seeds(args.seeds),
+                           epochs=args.epochs, probe_epochs=probe_epochs, probe=args.probe, seeds=seed_list(args.seeds),
                            robustness=RobustnessConfig(eps=eps, pgd_steps=args.pgd_steps), toy_init=args.toy_init)
     executor = None
     if args.workers is not None or args.scheduler is not None:
-        from ..executor import make_executor
+        from ..io.executor import make_executor
 
         try:
             executor = make_executor(args.scheduler, args.workers)
-        except (ValueError, OSError) as exc:
-            raise CliError(str(exc)) from exc
+        except OSError as exc:
+            raise CliError(f"--scheduler: {exc}") from exc
     try:
-        res = run_experiment(cfg, args.out, resume=args.resume, device=args.device, console=console,
-                             executor=executor)
+        with console_reporter() as progress:
+            res = run_experiment(cfg, args.out, resume=args.resume, device=args.device, progress=progress,
+                                 executor=executor)
     finally:
         if executor is not None:
             executor.close()
@@ -81,21 +69,22 @@ def register(subparsers) -> None:
     t.add_argument("--dataset", choices=("digits", "cifar10"), default="digits")
     t.add_argument("--data-dir", default=None, help="folder with the CIFAR-10 python batches (no download)")
     t.add_argument("--models", default="attn,conv,vit,resnet", help="comma-separated subset of attn,conv,vit,resnet")
-    t.add_argument("--epochs", type=lambda v: _positive_int(v) if v != "0" else 0, default=5)
-    t.add_argument("--probe", type=_positive_int, default=200, help="probe images from the test split")
+    t.add_argument("--epochs", type=nonnegative_int, default=5,
+                   help="training epochs per unit (0: measure the initialisation only; default: %(default)s)")
+    t.add_argument("--probe", type=positive_int, default=200, help="probe images from the test split")
     t.add_argument("--seeds", nargs="+", default=["0", "1"], help="seeds, e.g. 0 1 2 or 0,1,2")
     t.add_argument("--scale", choices=("tiny", "small", "paper"), default="small", help="model widths/depths")
-    t.add_argument("--image-size", type=_positive_int, default=16, help="digits: resize 8x8 to this size")
-    t.add_argument("--max-train", type=_positive_int, default=None, help="cifar10: first N training images")
+    t.add_argument("--image-size", type=positive_int, default=16, help="digits: resize 8x8 to this size")
+    t.add_argument("--max-train", type=positive_int, default=None, help="cifar10: first N training images")
     t.add_argument("--probe-epochs", default=None, help="comma list (default 0,1,5,25 below --epochs, and final)")
     t.add_argument("--eps", default=None, help="attack budgets in 1/255 units, comma list (default 1,2,4,8)")
-    t.add_argument("--pgd-steps", type=_positive_int, default=10)
+    t.add_argument("--pgd-steps", type=positive_int, default=10)
     t.add_argument("--out", default="boundlab-results")
     t.add_argument("--resume", action="store_true", help="continue killed units from their last checkpoint")
     t.add_argument("--device", default=None, help="cpu (default) or cuda")
     t.add_argument("--toy-init", choices=("kaiming", "pytorch"), default="kaiming",
                    help="initialisation of the toy Attn/Conv (PyTorch's default barely trains them in a few epochs)")
-    t.add_argument("--workers", type=_positive_int, default=None, help="run the units on a local Dask cluster of N "
+    t.add_argument("--workers", type=positive_int, default=None, help="run the units on a local Dask cluster of N "
                    "worker processes")
     t.add_argument("--scheduler", default=None, help="run the units on an existing Dask cluster (tcp://HOST:PORT)")
     t.set_defaults(func=cmd_experiment_topolip)

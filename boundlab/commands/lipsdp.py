@@ -11,26 +11,26 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ..cli import CliError, _positive_int, console
-from ..results import metadata_block, write_json
+from ._common import CliError, console, positive_int
+from ..io.results import metadata_block, write_json
 
 
 def _load(args):
-    from theory.lipsdp import load_mat
+    from boundlab.theory.lipsdp import load_mat
 
     p = Path(args.path)
     if not p.is_file():
         raise CliError(f"PATH: file not found: {p}")
     if p.suffix.lower() == ".mat":
         return load_mat(p), args.activation or "relu", args.negative_slope
-    from empirical.mlp import load_torch_mlp
+    from boundlab.empirical.mlp import load_torch_mlp
 
     ws, act, slope = load_torch_mlp(p, allow_pickle=args.allow_pickle, activation=args.activation)
     return ws, act, slope if args.negative_slope is None else args.negative_slope
 
 
 def cmd_lipsdp(args) -> int:
-    from theory.lipsdp import FeedForward, LipSDPError, lipsdp
+    from boundlab.theory.lipsdp import FeedForward, LipSDPError, lipsdp
 
     ws, act, slope = _load(args)
     net = FeedForward.from_weights(ws, act, negative_slope=0.01 if slope is None else slope)
@@ -64,7 +64,7 @@ def cmd_lipsdp(args) -> int:
 def _split_size(text: str) -> int:
     import argparse
 
-    v = _positive_int(text)
+    v = positive_int(text)
     if v < 2:
         raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {v}")
     return v

@@ -16,15 +16,15 @@ from pathlib import Path
 from rich.progress import Progress
 from rich.table import Table
 
-from ..cli import CliError, _positive_float, _positive_int, console
-from ..results import metadata_block, write_json
+from ._common import CliError, console, positive_float, positive_int
+from ..io.results import metadata_block, write_json
 
 FLOAT_FLOOR = 1e-13
 
 
 def cmd_rank_collapse(args) -> int:
-    from empirical.rank_collapse import INPUTS, VARIANTS, collapse_curves, collapse_inputs
-    from theory import BoundInputError
+    from boundlab.empirical.rank_collapse import INPUTS, VARIANTS, collapse_curves, collapse_inputs
+    from boundlab.theory import InputError
 
     kinds = INPUTS if args.inputs == "both" else (args.inputs,)
     config = {"command": "rank-collapse", "inputs": list(kinds), "samples": args.samples, "patch": args.patch,
@@ -46,7 +46,7 @@ def cmd_rank_collapse(args) -> int:
                 results[kind] = {"tokens": int(x.shape[1]), "width": int(x.shape[2]),
                                  "curves": {v: {"mean": c.mean.tolist(), "std": c.std.tolist(),
                                                 "median": c.median.tolist()} for v, c in curves.items()}}
-    except BoundInputError as exc:
+    except InputError as exc:
         raise CliError(str(exc)) from exc
     out = Path(args.json) if args.json else Path(args.out) / "rank_collapse.json"
     write_json(out, {**metadata_block(config, args.seed), "kind": "rank_collapse", "float_floor": FLOAT_FLOOR,
@@ -68,14 +68,14 @@ def register(subparsers) -> None:
     s = subparsers.add_parser("rank-collapse", help="residual ratio per layer: pure attention, +MLP, +skip, transformer")
     s.add_argument("--inputs", choices=("gaussian", "digits", "both"), default="both",
                    help="Gaussian tokens, real 8x8 digit patches, or both (default: %(default)s)")
-    s.add_argument("--samples", type=_positive_int, default=32, help="inputs per kind (default: %(default)s)")
-    s.add_argument("--patch", type=_positive_int, default=2, help="patch size, 1, 2, 4 or 8 (default: %(default)s)")
-    s.add_argument("--depth", type=_positive_int, default=6, help="layers (default: %(default)s)")
-    s.add_argument("--heads", type=_positive_int, default=2, help="heads per layer (default: %(default)s)")
-    s.add_argument("--networks", type=_positive_int, default=3, help="network seeds (default: %(default)s)")
-    s.add_argument("--qk-scale", dest="qk_scale", type=_positive_float, default=1.0)
-    s.add_argument("--value-scale", dest="value_scale", type=_positive_float, default=1.0)
-    s.add_argument("--mlp-scale", dest="mlp_scale", type=_positive_float, default=1.0)
+    s.add_argument("--samples", type=positive_int, default=32, help="inputs per kind (default: %(default)s)")
+    s.add_argument("--patch", type=positive_int, default=2, help="patch size, 1, 2, 4 or 8 (default: %(default)s)")
+    s.add_argument("--depth", type=positive_int, default=6, help="layers (default: %(default)s)")
+    s.add_argument("--heads", type=positive_int, default=2, help="heads per layer (default: %(default)s)")
+    s.add_argument("--networks", type=positive_int, default=3, help="network seeds (default: %(default)s)")
+    s.add_argument("--qk-scale", dest="qk_scale", type=positive_float, default=1.0)
+    s.add_argument("--value-scale", dest="value_scale", type=positive_float, default=1.0)
+    s.add_argument("--mlp-scale", dest="mlp_scale", type=positive_float, default=1.0)
     s.add_argument("--seed", type=int, default=0, help="seed of the inputs and the first network (default: 0)")
     s.add_argument("--device", default=None, help="torch device, cpu or cuda[:N] (default: cpu)")
     s.add_argument("--out", default="boundlab-results", help="results folder (default: %(default)s)")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import CliError, _positive_float, console
+from ._common import CliError, console, positive_float
 
 
 def cmd_report(args) -> int:
-    from reports.html import build
+    from boundlab.reports.html import build
 
     results = Path(args.results)
     if not results.is_dir():
@@ -30,6 +30,6 @@ def register(subparsers) -> None:
     s = subparsers.add_parser("report", help="render the results folder into one offline HTML report")
     s.add_argument("--results", default="boundlab-results", help="results folder to read (default: %(default)s)")
     s.add_argument("--out", default=None, help="folder for report.html (default: the results folder)")
-    s.add_argument("--threshold", type=_positive_float, default=1.3,
+    s.add_argument("--threshold", type=positive_float, default=1.3,
                    help="benchmark steps worse than this factor are flagged (default: %(default)s)")
     s.set_defaults(func=cmd_report)

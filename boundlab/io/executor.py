@@ -20,56 +20,44 @@ at the same path, e.g. a shared filesystem).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .results import dumps
+from .errors import InputError
+from .progress import Reporter, emit
+from .results import ResultFileError, atomic_file, config_hash, dumps, read_json
 
 __all__ = ["Unit", "unit_key", "commit_result", "read_finished", "Executor", "InProcess", "DaskExecutor",
            "make_executor"]
 
 
 def unit_key(prefix: str, config: dict) -> str:
-    """``prefix-<hash8>``: the first 8 hex digits of the sha256 of the canonical JSON of ``config``."""
-    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
-    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    """``prefix-<hash8>``: the first 8 hex digits of :func:`boundlab.io.results.config_hash` of ``config``."""
+    return f"{prefix}-{config_hash(config)[:8]}"
 
 
 def commit_result(path: str | os.PathLike, doc: dict) -> bool:
     """Publish ``doc`` (with ``status: finished``) at ``path`` exactly once; returns False if it already existed.
 
-    The document is written and fsync-ed to a temporary file in the same folder, then hard-linked to ``path``:
-    ``link`` fails if ``path`` exists, so concurrent or repeated finishers cannot overwrite a published result.
+    Written through :func:`boundlab.io.results.atomic_file` with ``exclusive=True``: the document is fsync-ed to a
+    temporary file and hard-linked to ``path``, and ``link`` fails if ``path`` exists, so concurrent or repeated
+    finishers cannot overwrite a published result.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    doc = {**doc, "status": "finished"}
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    text = dumps({**doc, "status": "finished"})
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(dumps(doc))
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        os.unlink(tmp)
+        with atomic_file(path, "w", exclusive=True) as fh:
+            fh.write(text)
+    except FileExistsError:
+        return False
+    return True
 
 
 def read_finished(path: str | os.PathLike) -> dict | None:
     """The result at ``path`` if it is a finished result file, else ``None`` (missing, partial or unreadable)."""
-    p = Path(path)
     try:
-        doc = json.loads(p.read_text())
-    except (OSError, ValueError):
+        doc = read_json(path)
+    except ResultFileError:
         return None
     return doc if isinstance(doc, dict) and doc.get("status") == "finished" else None
 
@@ -83,6 +71,7 @@ class Unit:
     fn: Callable[..., Any]
     kwargs: dict = field(default_factory=dict)
     result_path: str = ""
+    accepts_progress: bool = False  # fn takes a ``progress`` reporter (passed by the in-process executor only)
 
 
 class Executor:
@@ -90,11 +79,13 @@ class Executor:
 
     name = "executor"
 
-    def run(self, units: Iterable[Unit], *, progress: bool = True) -> dict[str, Any]:
+    def run(self, units: Iterable[Unit], *, progress: Reporter | None = None) -> dict[str, Any]:
+        """Run every unit whose result file is not finished; returns ``{key: summary}`` in the order given
+        (``{"skipped": True, ...}`` for finished units). ``progress``: see :mod:`boundlab.io.progress`."""
         units = list(units)
         keys = [u.key for u in units]
         if len(set(keys)) != len(keys):
-            raise ValueError("units: keys must be unique (each is a hash of its config)")
+            raise InputError("units: keys must be unique (each is a hash of its config)")
         done: dict[str, Any] = {}
         pending = []
         for u in units:
@@ -103,10 +94,13 @@ class Executor:
                 done[u.key] = {"skipped": True, "result_path": u.result_path}
             else:
                 pending.append(u)
+        if done:
+            emit(progress, "units", 0, len(pending),
+                 f"resume: {len(done)} finished unit(s) skipped ({', '.join(sorted(done))})")
         done.update(self._run_pending(pending, progress))
         return {k: done[k] for k in keys}
 
-    def _run_pending(self, units: list[Unit], progress: bool) -> dict[str, Any]:  # pragma: no cover - abstract
+    def _run_pending(self, units: list[Unit], progress) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def close(self) -> None:
@@ -119,14 +113,6 @@ class Executor:
         self.close()
 
 
-def _progress(total: int, label: str, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   disable=not enabled, transient=False)
-    return bar, bar.add_task(label, total=total)
-
-
 class InProcess(Executor):
     """Runs the units one after another in this process (the default)."""
 
@@ -134,11 +120,11 @@ class InProcess(Executor):
 
     def _run_pending(self, units, progress):
         out = {}
-        bar, task = _progress(len(units), "units (in process)", progress and bool(units))
-        with bar:
-            for u in units:
-                out[u.key] = u.fn(**u.kwargs)
-                bar.advance(task)
+        for i, u in enumerate(units):
+            emit(progress, "units (in process)", i, len(units), f"unit {u.key}: started")
+            out[u.key] = u.fn(**u.kwargs, **({"progress": progress} if u.accepts_progress else {}))
+        if units:
+            emit(progress, "units (in process)", len(units), len(units))
         return out
 
 
@@ -153,18 +139,18 @@ class DaskExecutor(Executor):
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - dask is a dependency
-            raise RuntimeError("dask distributed is not installed: pip install 'dask[distributed]'") from exc
+            raise InputError("scheduler: dask distributed is not installed: pip install 'dask[distributed]'") from exc
         if (scheduler is None) == (workers is None):
-            raise ValueError("scheduler: give either a scheduler address or a number of local workers")
+            raise InputError("scheduler: give either a scheduler address or a number of local workers")
         self.retries = retries
         self._cluster = None
         if scheduler is not None:
             if not str(scheduler).startswith(("tcp://", "tls://", "inproc://")):
-                raise ValueError(f"scheduler: expected an address like tcp://HOST:PORT, got {scheduler!r}")
+                raise InputError(f"scheduler: expected an address like tcp://HOST:PORT, got {scheduler!r}")
             self.client = Client(scheduler, timeout="30s")
         else:
             if int(workers) < 1:
-                raise ValueError(f"workers: expected an integer >= 1, got {workers}")
+                raise InputError(f"workers: expected an integer >= 1, got {workers}")
             self._cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None)
             self.client = Client(self._cluster)
@@ -178,11 +164,11 @@ class DaskExecutor(Executor):
         futures = {self.client.submit(u.fn, **u.kwargs, key=f"boundlab-{u.key}", pure=False, retries=self.retries): u
                    for u in units}
         out = {}
-        bar, task = _progress(len(units), f"units (dask {self.address})", progress)
-        with bar:
-            for fut in as_completed(futures):
-                out[futures[fut].key] = fut.result()
-                bar.advance(task)
+        label = f"units (dask {self.address})"
+        emit(progress, label, 0, len(units), f"{len(units)} unit(s) submitted to {self.address}")
+        for fut in as_completed(futures):
+            out[futures[fut].key] = fut.result()
+            emit(progress, label, len(out), len(units), f"unit {futures[fut].key}: finished")
         return out
 
     def close(self) -> None:

@@ -1,0 +1,72 @@
+"""Orchestration: every (model, seed) unit through an executor, then the verdict table; the demo configuration."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ...io.executor import InProcess, Unit
+from ...io.results import metadata_block, read_json, write_json
+from .._torch import resolve_device
+from ..models import MODELS
+from ..robustness import RobustnessConfig
+from ._config import ExperimentConfig, topo_config, topo_dict, unit_config, unit_name
+from ._units import data_and_probe, unit_task
+from ._verdicts import verdicts
+
+__all__ = ["run_experiment", "DEMO_CONFIG", "run_demo"]
+
+
+def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, device=None, progress=None,
+                   executor=None) -> dict:
+    """Run every (model, seed) unit, write ``OUT/topolip/verdicts.json``; returns ``{"units", "verdicts", "path"}``.
+
+    ``executor``: ``None`` runs the units here (:class:`boundlab.io.executor.InProcess`, with per-epoch
+    ``progress``); an :class:`boundlab.io.executor.Executor` from ``make_executor(scheduler, workers)`` runs them as
+    idempotent tasks anywhere (same files, same numbers). ``progress``: a :data:`boundlab.io.progress.Reporter`.
+    Finished units are skipped (and reported as such); ``resume=True`` continues killed units after their last
+    checkpointed epoch."""
+    cfg = cfg.validate()
+    dev = resolve_device(device)
+    data, _ = data_and_probe(cfg, str(dev))
+    topo = topo_config()
+    out = Path(out_dir)
+    t_all = time.perf_counter()
+    executor = executor if executor is not None else InProcess()
+    tasks = []
+    for seed in cfg.seeds:
+        for m in cfg.models:
+            ucfg = unit_config(cfg, m, seed, data, topo)
+            uname = unit_name(m, cfg.dataset, seed, ucfg)
+            tasks.append(Unit(uname, unit_task, {"cfg": cfg, "model_name": m, "seed": seed,
+                                                 "out_dir": str(out.resolve()), "resume": resume, "device": str(dev)},
+                              str(out / "topolip" / uname / "result.json"), accepts_progress=True))
+    ran = executor.run(tasks, progress=progress)
+    units = [{**read_json(t.result_path), "skipped": bool((ran.get(t.key) or {}).get("skipped"))} for t in tasks]
+    table = verdicts(units, topo_degree=topo.topolip_degree, topo_order=topo.topolip_order,
+                     variant=cfg.topolip_variant, how=cfg.topolip_summary)
+    config = {"command": "experiment topolip", "dataset": cfg.dataset, "data": data.summary(),
+              "models": list(cfg.models), "seeds": list(cfg.seeds), "scale": cfg.scale, "epochs": cfg.epochs,
+              "probe": cfg.probe, "probe_seed": cfg.probe_seed, "probe_epochs": list(cfg.epochs_probed),
+              "topolip": topo_dict(topo), "topolip_variant": cfg.topolip_variant,
+              "topolip_summary": cfg.topolip_summary, "topolip_sigma": cfg.topolip_sigma,
+              "shift": {"kind": cfg.shift, "severity": cfg.shift_severity}, "robustness": cfg.robustness.as_dict(),
+              "verdict_rule": "paired by seed: supported if every seed agrees with the claim, contradicted if none "
+                              "does, else (or < 2 seeds, or a null) inconclusive",
+              "units": [d.get("unit") for d in units]}
+    path = write_json(out / "topolip" / "verdicts.json",
+                      {**metadata_block(config, None), "kind": "topolip_verdicts", "claims": table,
+                       "timings": {"total_seconds": time.perf_counter() - t_all,
+                                   "units": {f"{d['model']}-s{d['seed']}": d.get("seconds") for d in units}}})
+    return {"units": units, "verdicts": table, "path": path}
+
+
+DEMO_CONFIG = ExperimentConfig(dataset="digits", image_size=16, models=MODELS, scale="tiny", epochs=3,
+                               probe_epochs=(0, 3), probe=100, seeds=(0, 1), robustness=RobustnessConfig(eps=(2 / 255, 8 / 255),
+                                                                         noise_sigmas=(8 / 255,), pgd_steps=5))
+
+
+def run_demo(out_dir, device=None, progress=None) -> Path:
+    """A small TopoLip experiment on the embedded digits (4 tiny models, 3 epochs, probe 100, 2 seeds);
+    returns the path of ``verdicts.json``."""
+    return run_experiment(DEMO_CONFIG, out_dir, resume=False, device=device, progress=progress)["path"]
