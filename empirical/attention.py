@@ -59,3 +59,54 @@ def l2_attention(weights: AttentionWeights, device=None) -> Callable[[torch.Tens
         return torch.einsum("bhnv,hvo->bno", p @ vals, o)
 
     return f
+
+
+def attention_weights_from_torch(state: dict, heads: int, where: str = "state_dict") -> tuple[AttentionWeights, list]:
+    """The weights of an ``nn.MultiheadAttention`` ``state_dict`` as :class:`AttentionWeights` (row convention).
+
+    Reads ``in_proj_weight`` ``(3E, E)`` (or ``q_proj_weight``/``k_proj_weight``/``v_proj_weight``) and
+    ``out_proj.weight`` ``(E, E)``; PyTorch stores ``(out, in)``, so each is transposed to the ``x @ W`` convention of
+    :mod:`theory.attention`, and split into ``heads`` heads (PyTorch scales the logits by ``1/sqrt(E/heads)``, as the
+    bounds do). Biases: a key bias shifts every logit of a row equally and a value or output bias shifts the output
+    by a constant, so neither changes a Lipschitz constant; a non-zero *query* bias changes the map (the bounds are
+    for bias-free logits) and is an error. Returns the weights and the notes on what was assumed.
+    """
+    import numpy as np
+
+    def arr(key):
+        return state[key].detach().cpu().to(torch.float64).numpy()
+
+    known = {"in_proj_weight", "in_proj_bias", "q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj.weight",
+             "out_proj.bias", "bias_k", "bias_v"}
+    unknown = sorted(set(state) - known)
+    if unknown:
+        raise InputError(f"{where}: tensors {unknown} are not those of an nn.MultiheadAttention")
+    if "bias_k" in state or "bias_v" in state:
+        raise InputError(f"{where}: add_bias_kv (bias_k, bias_v) adds a token; not covered by the bounds")
+    if "in_proj_weight" in state:
+        w = arr("in_proj_weight")
+        if w.ndim != 2 or w.shape[0] != 3 * w.shape[1]:
+            raise InputError(f"{where}: in_proj_weight must be (3E, E), got {w.shape}")
+        e = w.shape[1]
+        q, k, v = w[:e], w[e:2 * e], w[2 * e:]
+    elif {"q_proj_weight", "k_proj_weight", "v_proj_weight"} <= set(state):
+        q, k, v = arr("q_proj_weight"), arr("k_proj_weight"), arr("v_proj_weight")
+        e = q.shape[0]
+        if k.shape[1] != q.shape[1] or v.shape[1] != q.shape[1]:
+            raise InputError(f"{where}: kdim/vdim differ from embed_dim (cross-attention); self-attention only")
+    else:
+        raise InputError(f"{where}: neither in_proj_weight nor q/k/v_proj_weight: not an nn.MultiheadAttention")
+    if "out_proj.weight" not in state:
+        raise InputError(f"{where}: out_proj.weight is missing")
+    o = arr("out_proj.weight")
+    if "in_proj_bias" in state:
+        b = arr("in_proj_bias")
+        if np.any(b[:e] != 0):
+            raise InputError(f"{where}: the query bias (in_proj_bias[:E]) is non-zero; the bounds cover bias-free "
+                             f"logits only")
+    if e % heads:
+        raise InputError(f"heads: embed_dim {e} is not divisible by --heads {heads}")
+    notes = [f"nn.MultiheadAttention state_dict: E = {e}, {heads} head(s) of width {e // heads}; weights transposed "
+             f"from PyTorch's (out, in) to the row convention x @ W",
+             "key, value and output biases change no Lipschitz constant and are ignored"]
+    return AttentionWeights.from_arrays(q.T, k.T, v.T, o.T, heads=heads), notes

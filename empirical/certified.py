@@ -23,18 +23,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from boundlab.theory.validate import InputError, as_real_array
+from ..theory.numerics import UNIT_ROUNDOFF
+from ..theory.validate import InputError, as_real_array
 
 from .rank_collapse import TokenNetwork
 
 __all__ = ["Box", "enclose"]
 
-_U = 2.0**-53
 _TINY = 1e-300
 
 
 def _inflate(r: np.ndarray, k: int) -> np.ndarray:
-    return r * (1.0 + 4.0 * (k + 4) * _U) + _TINY
+    return r * (1.0 + 4.0 * (k + 4) * UNIT_ROUNDOFF) + _TINY
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Box:
     def from_bounds(cls, lo: np.ndarray, hi: np.ndarray) -> "Box":
         mid = 0.5 * lo + 0.5 * hi
         rad = np.maximum(hi - mid, mid - lo)
-        return cls(mid, _inflate(rad, 1) + 2 * _U * np.abs(mid))
+        return cls(mid, _inflate(rad, 1) + 2 * UNIT_ROUNDOFF * np.abs(mid))
 
     @property
     def lower(self) -> np.ndarray:
@@ -65,19 +65,19 @@ class Box:
 
     def __add__(self, other: "Box") -> "Box":
         m = self.mid + other.mid
-        return Box(m, _inflate(self.rad + other.rad + _U * np.abs(m), 2))
+        return Box(m, _inflate(self.rad + other.rad + UNIT_ROUNDOFF * np.abs(m), 2))
 
     def __matmul__(self, other: "Box") -> "Box":
         am, bm = np.abs(self.mid), np.abs(other.mid)
         k = self.mid.shape[-1]
-        gamma = (k + 2) * _U * 1.01
+        gamma = (k + 2) * UNIT_ROUNDOFF * 1.01
         r = am @ other.rad + self.rad @ (bm + other.rad) + gamma * (am @ bm)
         return Box(self.mid @ other.mid, _inflate(r, 3 * k))
 
     def scale(self, c: float, c_rel_err: float = 0.0) -> "Box":
         """Multiply by a real known to lie in ``c * (1 +- c_rel_err)``."""
         m = self.mid * c
-        r = abs(c) * self.rad * (1 + c_rel_err) + np.abs(m) * (c_rel_err + 2 * _U)
+        r = abs(c) * self.rad * (1 + c_rel_err) + np.abs(m) * (c_rel_err + 2 * UNIT_ROUNDOFF)
         return Box(m, _inflate(r, 2))
 
     def add_row(self, b) -> "Box":
@@ -94,19 +94,19 @@ class Box:
         r""":math:`p_{ij}=1/\sum_ke^{z_{ik}-z_{ij}}`, monotone in each difference, which is enclosed exactly."""
         n = self.mid.shape[-1]
         dm = self.mid[:, None, :] - self.mid[:, :, None]  # [i, j, k] = z_ik - z_ij
-        dr = self.rad[:, None, :] + self.rad[:, :, None] + _U * np.abs(dm)
+        dr = self.rad[:, None, :] + self.rad[:, :, None] + UNIT_ROUNDOFF * np.abs(dm)
         dr = _inflate(dr, 2)
         eye = np.eye(n, dtype=bool)[None]
         lo = np.where(eye, 0.0, np.nextafter(dm - dr, -np.inf))
         hi = np.where(eye, 0.0, np.nextafter(dm + dr, np.inf))
         with np.errstate(over="ignore"):  # an infinite sum only makes the enclosure wider (p_lo = 0)
-            e_lo = np.exp(lo) * (1 - 16 * _U)
-            e_hi = np.exp(hi) * (1 + 16 * _U)
-            s_lo = e_lo.sum(-1) * (1 - 2 * (n + 2) * _U)
-            s_hi = e_hi.sum(-1) * (1 + 2 * (n + 2) * _U)
+            e_lo = np.exp(lo) * (1 - 16 * UNIT_ROUNDOFF)
+            e_hi = np.exp(hi) * (1 + 16 * UNIT_ROUNDOFF)
+            s_lo = e_lo.sum(-1) * (1 - 2 * (n + 2) * UNIT_ROUNDOFF)
+            s_hi = e_hi.sum(-1) * (1 + 2 * (n + 2) * UNIT_ROUNDOFF)
         with np.errstate(divide="ignore"):
-            p_lo = np.maximum(0.0, 1.0 / s_hi * (1 - 4 * _U))
-            p_hi = np.minimum(1.0, 1.0 / s_lo * (1 + 4 * _U) + _TINY)
+            p_lo = np.maximum(0.0, 1.0 / s_hi * (1 - 4 * UNIT_ROUNDOFF))
+            p_hi = np.minimum(1.0, 1.0 / s_lo * (1 + 4 * UNIT_ROUNDOFF) + _TINY)
         return Box.from_bounds(p_lo, p_hi)
 
 
@@ -114,7 +114,7 @@ def _attention_box(x: Box, w) -> Box:
     c = 1.0 / math.sqrt(w.head_dim)
     out = None
     for q, k, v, o in zip(w.query, w.key, w.value, w.output):
-        a = (Box.point(q) @ Box.point(k.T)).scale(c, 3 * _U)
+        a = (Box.point(q) @ Box.point(k.T)).scale(c, 3 * UNIT_ROUNDOFF)
         p = ((x @ a) @ x.transpose()).softmax_rows()
         term = p @ (x @ (Box.point(v) @ Box.point(o)))
         out = term if out is None else out + term

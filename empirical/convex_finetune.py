@@ -125,7 +125,7 @@ def _convex_row(name, kind, lift, block_shape, x_tr, y_tr, x_te, y_te, beta, c, 
     return {"head": name, "solver": "convex (Burer-Monteiro + FISTA, certified)",
             "train_acc": _accuracy(tr.predictions(res.z), y_tr), "test_acc": _accuracy(te.predictions(res.z), y_te),
             "objective": res.primal, "certified_lower": res.dual, "gap": res.gap,
-            "heads": len(CA.recover_heads(sol)), "m_star": CA.m_star(tr), "seconds": res.seconds}
+            "heads": len(CA.recover_heads(sol)), "m_star": int(CA.m_star(tr).value), "seconds": res.seconds}
 
 
 def _nonconvex_row(name, kind, x_tr, y_tr, x_te, y_te, beta, c, heads, cfg, convex_optimum=None) -> dict:

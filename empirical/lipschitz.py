@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from boundlab.theory.validate import InputError, as_real_array, choice, pair_of_ints, positive_float, positive_int
+from boundlab.theory.convolution import ConvLayer
+from boundlab.theory.validate import InputError, choice, positive_float, positive_int
 
 from ._torch import DTYPE, as_tensor, generator, resolve_device
 
@@ -230,50 +231,31 @@ def global_lipschitz_lower_bound(
     return GlobalLipschitz(float(final[i]), best_x[i].cpu().numpy(), final, steps, x.shape[0], seed)
 
 
-def _conv_padding(kernel_shape, padding) -> tuple[str, tuple[int, int, int, int]]:
-    kh, kw = kernel_shape[2:]
-    if padding == "circular":
-        return "circular", ((kw - 1) // 2, kw - 1 - (kw - 1) // 2, (kh - 1) // 2, kh - 1 - (kh - 1) // 2)
-    if padding in ("zeros", "same"):
-        return "zeros", ((kw - 1) // 2, kw - 1 - (kw - 1) // 2, (kh - 1) // 2, kh - 1 - (kh - 1) // 2)
-    ph, pw = pair_of_ints("padding", padding, minimum=0)
-    return "zeros", (pw, pw, ph, ph)
+def _conv_layer(layer) -> ConvLayer:
+    if not isinstance(layer, ConvLayer):
+        raise InputError(f"layer: expected a ConvLayer (boundlab.theory.convolution.ConvLayer.create), got "
+                         f"{type(layer).__name__}")
+    return layer
 
 
-def conv_operator(kernel, input_size, padding="circular", stride: int = 1, device=None) -> Fn:
-    """The convolution as a batched function ``(B, c_in, h, w) -> (B, c_out, h', w')`` (float64, no bias).
-
-    ``padding``: ``"circular"`` or ``"zeros"`` ('same' size for stride 1) or an int/pair per side (zeros).
-    """
+def conv_operator(layer: ConvLayer, device=None) -> Fn:
+    """The convolution layer as a batched function ``(B, c_in, h, w) -> (B, c_out, h', w')`` (float64, no bias),
+    with exactly the layer's padding (circular or zero amounts per side) and stride."""
+    layer = _conv_layer(layer)
     dev = resolve_device(device)
-    k = as_real_array("kernel", kernel, ndim=4)
-    h, w = pair_of_ints("input_size", input_size)
-    stride = positive_int("stride", stride)
-    mode, pads = _conv_padding(k.shape, padding)
-    if mode == "circular" and (k.shape[2] > h or k.shape[3] > w):
-        raise InputError(f"input_size: circular padding needs the kernel to fit, got {h}x{w} for {k.shape[2:]}")
-    kt = torch.as_tensor(k, dtype=DTYPE, device=dev)
+    kt = torch.as_tensor(layer.kernel, dtype=DTYPE, device=dev)
+    pads = layer.torch_padding
+    circular = layer.padding_mode == "circular"
 
     def op(x: torch.Tensor) -> torch.Tensor:
-        xp = F.pad(x, pads, mode=mode) if mode == "circular" else F.pad(x, pads)
-        return F.conv2d(xp, kt, stride=stride)
+        xp = F.pad(x, pads, mode="circular") if circular else F.pad(x, pads)
+        return F.conv2d(xp, kt, stride=layer.stride)
 
     return op
 
 
-def conv_operator_norm(
-    kernel,
-    input_size,
-    padding="circular",
-    stride: int = 1,
-    *,
-    method: str = "lanczos",
-    n_iter: int = 200,
-    tol: float = 1e-12,
-    seed: int = 0,
-    device=None,
-    dense_below: int = 256,
-) -> float:
+def conv_operator_norm(layer: ConvLayer, *, method: str = "lanczos", n_iter: int = 200, tol: float = 1e-12,
+                       seed: int = 0, device=None, dense_below: int = 256) -> float:
     r"""Lower bound on the spectral norm of a convolution layer with its real padding and stride (matrix-free).
 
     ``method="lanczos"``: ARPACK (``scipy.sparse.linalg.eigsh``) on :math:`T^\top T`, converged to ``tol``; a Ritz
@@ -282,12 +264,11 @@ def conv_operator_norm(
     entries are handled exactly instead: T is applied to the identity basis in one batched call and the
     resulting matrix gets a dense SVD (ARPACK is much slower than that for a few hundred unknowns).
     """
+    layer = _conv_layer(layer)
     choice("method", method, ("lanczos", "power"))
     dev = resolve_device(device)
-    k = as_real_array("kernel", kernel, ndim=4)
-    h, w = pair_of_ints("input_size", input_size)
-    op = conv_operator(k, (h, w), padding, stride, device=dev)
-    shape = (1, k.shape[1], h, w)
+    op = conv_operator(layer, device=dev)
+    shape = (1, layer.kernel.shape[1], *layer.input_size)
     x0 = torch.zeros(shape, dtype=DTYPE, device=dev)
     _, vjp_fn = torch.func.vjp(op, x0)  # linear map: the adjoint does not depend on x0
 

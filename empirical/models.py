@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from boundlab.theory import composition as comp
 from boundlab.theory.validate import InputError, choice, positive_int
 from boundlab.theory.attention import AttentionWeights
+from boundlab.theory.convolution import ConvLayer
 from boundlab.theory.numerics import round_up, spectral_norm
 
 __all__ = ["MODELS", "ModelConfig", "build_model", "certified_bounds", "ProbedModel", "ToyAttn", "ToyConv",
@@ -95,7 +96,7 @@ def _const(name: str, lip: float, radius=None) -> comp.LayerBound:
 def _sum_of_branches(main: list, shortcut: list, name: str) -> comp.LayerBound:
     r""":math:`x\mapsto g(x)+s(x)`: :math:`\mathrm{Lip}\le\mathrm{Lip}(g)+\mathrm{Lip}(s)`; radius untracked (conv nets)."""
     def lip(r: float) -> float:
-        return round_up(comp.network_bound(main, r)[0] + comp.network_bound(shortcut, r)[0])
+        return round_up(comp.network_bound(main, r).value + comp.network_bound(shortcut, r).value)
 
     return comp.LayerBound(name, lip, lambda r: math.inf)
 
@@ -286,18 +287,29 @@ def _gap(h: int, w: int) -> comp.LayerBound:
 
 
 def _bn_bound(bn: nn.BatchNorm2d, name: str) -> comp.LayerBound:
-    lip = comp.batchnorm_eval_lipschitz(_np(bn.weight), _np(bn.running_var), bn.eps)
+    lip = comp.batchnorm_eval_lipschitz(_np(bn.weight), _np(bn.running_var), bn.eps).value
     return comp.LayerBound(name, lambda r: lip, lambda r: math.inf)
+
+
+def conv_layer(conv: nn.Conv2d, size: int) -> ConvLayer:
+    """The :class:`theory.convolution.ConvLayer` of a torch ``nn.Conv2d`` (zero padding, its stride) on a
+    ``size`` x ``size`` input: the one place a torch conv becomes the validated layer the bounds take."""
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or conv.stride[0] != conv.stride[1] \
+            or conv.dilation != (1, 1) or conv.groups != 1:
+        raise InputError(f"conv: only zero-padded, square-stride, undilated, ungrouped convolutions are bounded, got "
+                         f"{conv}")
+    return ConvLayer.create(_np(conv.weight), size, tuple(conv.padding), conv.stride[0])
 
 
 def _conv_bound(conv: nn.Conv2d, size: int, name: str) -> comp.LayerBound:
     """Zero-padded conv (any stride) via :func:`theory.composition.conv2d`; a 1x1 kernel without padding is a
     per-pixel linear map (then sub-sampled by the stride), whose norm is exactly the channel matrix's spectral norm."""
-    w = _np(conv.weight)
-    if w.shape[2:] == (1, 1) and conv.padding[0] == 0:
+    layer = conv_layer(conv, size)
+    w = layer.kernel
+    if w.shape[2:] == (1, 1) and not any(layer.padding):
         val = round_up(spectral_norm(w[:, :, 0, 0]))
         return comp.LayerBound(name, lambda r: val, lambda r: math.inf)
-    return comp.conv2d(w, size, padding=conv.padding[0], name=name)
+    return comp.conv2d(layer, name=name)
 
 
 class ToyConv(ProbedModel):
@@ -350,7 +362,7 @@ class _BasicBlock(nn.Module):
         return F.relu(out + (x if self.short is None else self.short(x)))
 
     def bounds(self, size: int, name: str) -> list[comp.LayerBound]:
-        mid = (size + 2 - 3) // self.stride + 1
+        mid = conv_layer(self.conv1, size).output_size[0]
         main = [_conv_bound(self.conv1, size, "conv1"), _bn_bound(self.bn1, "bn1"), comp.relu(),
                 _conv_bound(self.conv2, mid, "conv2"), _bn_bound(self.bn2, "bn2")]
         if self.short is None:
@@ -397,7 +409,7 @@ class ResNet18(ProbedModel):
         blocks = [[self.norm_in.bound(), _conv_bound(self.stem, size, "stem"), _bn_bound(self.bn, "bn"), comp.relu()]]
         for i, blk in enumerate(self.blocks):
             blocks.append(blk.bounds(size, f"layer{i // 2 + 1}.{i % 2}"))
-            size = (size + 2 - 3) // blk.stride + 1
+            size = conv_layer(blk.conv1, size).output_size[0]
         blocks.append([_gap(size, size), comp.linear(_np(self.head.weight).T, _np(self.head.bias), "head")])
         return blocks
 
@@ -430,10 +442,10 @@ def certified_bounds(model: ProbedModel) -> dict:
     whole network (input image -> logits). BatchNorm is taken in eval mode (running statistics)."""
     blocks = model.block_bounds()
     chain = [layer for block in blocks for layer in block]
-    total, table = comp.network_bound(chain, math.inf)
+    total, table = comp.network_bound(chain, math.inf).details
     per_block, i = [], 0
     for block in blocks:
         consts = [row["lipschitz"] for row in table[i:i + len(block)]]
-        per_block.append(comp.product_bound(consts))
+        per_block.append(comp.product_bound(consts).value)
         i += len(block)
     return {"network": total, "blocks": per_block, "table": table}

@@ -174,14 +174,14 @@ def layer_measurements(clean, perturbed, *, config: TopoConfig, shifted=None, li
             "B_normalised": None if b_val is None or s_l == 0 else b_val * s_0 / s_l,
         }
         # L1 on every degree, L3 on H0 for every finite order: must hold exactly (pipeline self-test)
-        l1_upper = bottleneck_pointwise_bound(ps[l], xs[l])
+        l1_upper = bottleneck_pointwise_bound(ps[l], xs[l]).value
         l1_lower = max(w(D["perturbed"][l], D["clean"][l], deg, "inf") for deg in cfg.degrees)
         l3 = []
         for order in cfg.orders:
             if math.isinf(check_order(order)):
                 continue
             lower = w(D["perturbed"][l], D["clean"][l], 0, order)
-            l3.append((lower, cellular_wasserstein_bound(ps[l], xs[l], order, 0)))
+            l3.append((lower, cellular_wasserstein_bound(ps[l], xs[l], order, 0).value))
         l3_ratio = max((lo / up if up > 0 else (math.inf if lo > 0 else 0.0)) for lo, up in l3) if l3 else None
         dist_prev = {f"H{deg}": {_key(o): w(D["clean"][l], D["clean"][l - 1], deg, o) for o in cfg.orders}
                      for deg in cfg.degrees}

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..io.results import write_text
+from ..theory.registry import expectation_met
 from . import plots
 from .bench import history, latest_regressions
 from .load import Results, load_results, num
@@ -114,7 +115,7 @@ def _bound_card(res: Results, p: dict) -> str:
     assum = ("<ul>" + "".join(f"<li>{_e(a)}</li>" for a in assumptions) + "</ul>") if assumptions else ""
     obs = res.observations.get(name, [])
     falsified = bool(p.get("falsified"))
-    expected = falsified == (p.get("expect") == "falsified")
+    expected = expectation_met(p.get("expect", "holds"), falsified)
     status = (f'<span class="{"ok" if expected else "bad"}">{"FALSIFIED" if falsified else "not falsified"}</span>'
               f' (expected: {_e(p.get("expect"))}; {"as expected" if expected else "UNEXPECTED"})')
     plot_html = ""
@@ -140,7 +141,7 @@ def _bounds_section(res: Results) -> str:
         return '<p class="muted">No readable verify.json: bound-vs-empirical results are not shown.</p>'
     rows = []
     for p in v["properties"]:
-        met = bool(p["falsified"]) == (p["expect"] == "falsified")
+        met = expectation_met(p["expect"], bool(p["falsified"]))
         rows.append([f'<a href="#{_anchor(p["bound"])}">{_e(p["bound"])}</a>', _e(p.get("kind", "")),
                      f'<span class="tag {_e(p.get("confidence", ""))}">{_e(p.get("confidence", ""))}</span>',
                      _e(p["expect"]), f'<span class="num">{p["examples"]}</span>', _e(p["falsified"]),
@@ -162,39 +163,31 @@ def _bounds_section(res: Results) -> str:
     return head + table + "".join(cards)
 
 
-# --------------------------------------------------------------------------------------------- SDP
-_SDP_COLS = (("form", "form"), ("certified", "certified LipSDP bound"), ("solver_value", "solver value"),
-             ("naive_bound", "naive product bound"), ("empirical_lower", "empirical lower bound"),
-             ("seconds", "seconds"), ("status", "status"))
-
-
+# --------------------------------------------------------------------------------------------- bound tables
 def _sdp_section(res: Results) -> str:
+    """One table per comparison file: every registered bound that applied to the layer, its norm, and the
+    empirical lower bound of the same norm (rows of other norms are not compared with it)."""
     if not res.lipsdp:
         return '<p class="muted">No lipsdp/*.json results in this folder (run <code>boundlab lipsdp --json</code>).</p>'
-    from .load import lipsdp_rows
+    from .load import comparison_rows
 
     out = []
     for name, doc in res.lipsdp:
         rows = []
-        for r in lipsdp_rows(doc):
-            naive = r.get("naive_bound", r.get("naive_product_bound", r.get("product_bound", doc.get("naive_bound"))))
-            vals = {"form": _e(r.get("form", "")), "certified": _fmt(r.get("certified"), 8),
-                    "solver_value": _fmt(r.get("solver_value"), 8), "naive_bound": _fmt(naive, 8),
-                    "empirical_lower": _fmt(r.get("empirical_lower", doc.get("empirical_lower")), 8),
-                    "seconds": _fmt(r.get("seconds", r.get("solve_seconds")), 3), "status": _e(r.get("status", ""))}
-            rows.append([vals[k] for k, _ in _SDP_COLS])
-            c, nb = num(r.get("certified")), num(naive)
-            rows[-1].append(_fmt(c / nb, 4) if c is not None and nb else "-")
-        analytic = doc.get("analytic") if isinstance(doc.get("analytic"), dict) else {}
-        extra = ""
-        if analytic:
-            extra = "<p>Analytic bounds on the same network:</p>" + _table(
-                ["bound", "value"], [[_e(k), _fmt(v, 8)] for k, v in analytic.items()])
-        net = doc.get("network") or doc.get("config", {}).get("network") or doc.get("config", {})
-        out.append(f'<div class="card sdp"><h3>{_e(name)}</h3><p class="muted">network: {_e(net)}</p>'
-                   + _table([h for _, h in _SDP_COLS] + ["certified / naive"], rows) + extra + "</div>")
-    return ('<p class="muted">Only the certified value is an upper bound; the solver value is what the SDP solver '
-            "returned before certification.</p>" + "".join(out))
+        for r in comparison_rows(doc):
+            tight = num(r.get("tightness"))
+            note = r.get("refutation") or r.get("error") or r.get("covers", "")
+            kind = r.get("kind", "")
+            rows.append([_e(r.get("name", "")), f'<span class="kind-{_e(kind)}">{_e(kind)}</span>', _e(r.get("norm", "")),
+                         _fmt(r.get("value"), 8), _fmt(tight, 3) if tight is not None else "-",
+                         _fmt(r.get("seconds"), 3), _e(note)])
+        title = doc.get("title") or doc.get("config", {}).get("network") or name
+        out.append(f'<div class="card sdp"><h3>{_e(name)}</h3><p class="muted">{_e(title)}</p>'
+                   + _table(["bound", "kind", "norm", "value", "lower / value", "seconds", "covers / refutation"],
+                            rows) + "</div>")
+    return ('<p class="muted">Every row is a registered bound that applies to the layer (SDP values are the '
+            "certified ones); the empirical rows are lower bounds, compared only with bounds of the same norm.</p>"
+            + "".join(out))
 
 
 # --------------------------------------------------------------------------------------------- experiments

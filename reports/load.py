@@ -193,21 +193,24 @@ def read_bounds(res: Results) -> None:
     res.bounds_origin = "the installed bound registry (no readable bounds.json in the results folder)"
 
 
-# ----------------------------------------------------------------------------------------------- lipsdp
-def lipsdp_rows(doc: dict) -> list[dict]:
-    """The solves in one ``lipsdp/<name>.json``: a top-level result, or a list under ``results``/``forms``."""
-    if "certified" in doc:
-        return [doc]
-    for key in ("results", "forms", "solves"):
-        if isinstance(doc.get(key), list):
-            return [r for r in doc[key] if isinstance(r, dict)]
-    raise Malformed("no LipSDP result: expected a 'certified' key or a list under 'results'")
+# ----------------------------------------------------------------------------------------------- bound tables
+def comparison_rows(doc: dict) -> list[dict]:
+    """The rows of one bound-comparison file (``lipsdp/<name>.json``, written by ``boundlab lipsdp --json``,
+    ``boundlab lipschitz ... --json`` and the demo: :func:`boundlab.empirical.compare.compare_layer`): a list under
+    ``results`` of ``{"name", "kind", "norm", "value", ...}``."""
+    rows = require(doc, "results", list)
+    for i, r in enumerate(rows):
+        for key, t in (("name", str), ("kind", str)):
+            require(r, key, t, f"results[{i}].")
+        if "value" not in r:
+            raise Malformed(f"missing key 'results[{i}].value'")
+    return rows
 
 
 def read_lipsdp(res: Results) -> None:
     folder = res.root / "lipsdp"
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        doc = _read(res, path, lipsdp_rows)
+        doc = _read(res, path, comparison_rows)
         if doc is not None:
             res.lipsdp.append((path.stem, doc))
 

@@ -21,18 +21,18 @@ Y = rng.standard_normal((6, 4, 2))
 
 def test_linear_attention_reproduces_the_recorded_optimum():
     """seed_papers.md C.3: n=6, s=4, d=3, c=2, beta=0.5 on this draw gave 10.586657 (SCS) with rank 5 <= 6."""
-    sol = CA.linear_attention_program(X, Y, 0.5)
+    sol = CA.linear_attention_program(X, Y, 0.5).details
     assert sol.lower <= sol.upper and sol.gap < 1e-7
     assert sol.lower == pytest.approx(10.586657, abs=1e-6)
     heads = CA.recover_heads(sol)
-    assert len(heads) == 5 and CA.m_star(sol.problem) == 6
+    assert len(heads) == 5 and CA.m_star(sol.problem).value == 6
     assert CA.attention_objective(X, Y, heads, 0.5) == pytest.approx(sol.lower, rel=1e-8)
 
 
 def test_polish_and_burer_monteiro_reach_the_cvxpy_optimum():
     # catches: a wrong prox (SVT threshold), step size or restart in proximal_polish (no convergence to 1e-8), a
     # Burer-Monteiro objective that is not the lifted one (a different optimum), a certificate that is not a bound
-    sol = CA.linear_attention_program(X, Y, 0.5)
+    sol = CA.linear_attention_program(X, Y, 0.5).details
     fista = CA.proximal_polish(sol.problem, max_iter=20000, gap_tol=1e-8)
     assert fista.dual <= sol.upper * (1 + 1e-12) and fista.primal >= sol.lower * (1 - 1e-12)
     assert fista.gap < 1e-8
@@ -43,7 +43,7 @@ def test_polish_and_burer_monteiro_reach_the_cvxpy_optimum():
 def test_trained_heads_stay_above_the_convex_optimum():
     # catches: a torch objective that differs from the numpy defining formula (missing beta/2, a transposed W1),
     # a convex program whose optimum is above what gradient training reaches (a wrong lifting)
-    sol = CA.linear_attention_program(X, Y, 0.5)
+    sol = CA.linear_attention_program(X, Y, 0.5).details
     for seed in range(2):
         res = train_heads("attention", X, Y, 0.5, heads=6, steps=60, seed=seed)
         assert res.objective >= sol.lower
@@ -68,30 +68,30 @@ def test_torch_threads_restores_the_setting():
 def test_cross_entropy_and_gated_programs_certify():
     labels = rng.integers(0, 3, 6)
     gates = rng.standard_normal((2, 3, 3))
-    sol = CA.gated_relu_attention_program(X, labels, 0.1, gates, loss="cross_entropy", classes=3)
+    sol = CA.gated_relu_attention_program(X, labels, 0.1, gates, loss="cross_entropy", classes=3).details
     heads = CA.recover_heads(sol)
     assert CA.attention_objective(X, labels, heads, 0.1, gates=gates, loss="cross_entropy",
                                   classes=3) == pytest.approx(sol.lower, rel=1e-6)
-    mlp = CA.mlp_head_program(X[:, 0], Y[:, 0], 0.2, rng.standard_normal((4, 3)))
-    assert CA.m_star(mlp.problem) == 4 * 2
+    mlp = CA.mlp_head_program(X[:, 0], Y[:, 0], 0.2, rng.standard_normal((4, 3))).details
+    assert CA.m_star(mlp.problem).value == 4 * 2
 
 
 def test_covering_closed_forms():
-    assert CV.ball_log_covering(1.0, 0.5, 2) == pytest.approx(2 * math.log(5.0), rel=1e-9)
-    img = CV.lipschitz_image(3.0, 0.1, 2.0)
+    assert CV.ball_log_covering(1.0, 0.5, 2).value == pytest.approx(2 * math.log(5.0), rel=1e-9)
+    img = CV.lipschitz_image(3.0, 0.1, 2.0).details
     assert img.log_n == 3.0 and img.scale >= 0.2
     x = np.ones((1, 1))
     # segment [-a, a]: ceil(a^2/eps^2) ln 2 (at exact integers the outward rounding may add one: sound, not tight)
-    assert CV.bartlett17_matrix(x, 2.0, 0.9, 1) == pytest.approx(5 * math.log(2.0), rel=1e-9)
-    assert CV.bartlett17_matrix(np.zeros((2, 2)), 1.0, 0.1, 2) <= 1e-300  # a single point (0 rounded up)
+    assert CV.bartlett17_matrix(x, 2.0, 0.9, 1).value == pytest.approx(5 * math.log(2.0), rel=1e-9)
+    assert CV.bartlett17_matrix(np.zeros((2, 2)), 1.0, 0.1, 2).value <= 1e-300  # a single point (0 rounded up)
     k = np.zeros((2, 3, 3, 3))
     k[0, :, 0, 0] = [3.0, 4.0, 0.0]
     assert CV.conv_l21_norm(k) == pytest.approx(5.0)
-    closed = CV.bartlett17_network(x, [1.0, 2.0], [1.0, 2.0], 0.5, width=3)
-    assert CV.bartlett17_network(x, [1.0, 2.0], [1.0, 2.0], 0.5, width=3, ceil=True) >= closed
-    head = CV.edelman22_attention(np.ones((2, 3, 2)) / 2, 0.5, b_w=1, b_v=1, b_v21=1, b_qk21=1)
+    closed = CV.bartlett17_network(x, [1.0, 2.0], [1.0, 2.0], 0.5, width=3).value
+    assert CV.bartlett17_network(x, [1.0, 2.0], [1.0, 2.0], 0.5, width=3, ceil=True).value >= closed
+    head = CV.edelman22_attention(np.ones((2, 3, 2)) / 2, 0.5, b_w=1, b_v=1, b_v21=1, b_qk21=1).value
     assert head > 0 and CV.edelman22_attention(np.ones((2, 3, 2)) / 2, 0.5, b_w=1, b_v=1, b_v21=1, b_qk21=1,
-                                               constant=2.0) == pytest.approx(2 * head, rel=1e-9)
+                                               constant=2.0).value == pytest.approx(2 * head, rel=1e-9)
 
 
 def test_greedy_net_and_packing_bracket_the_covering_number():
@@ -124,42 +124,42 @@ def test_empirical_compactness_reexports_the_estimators():
 def test_intrinsic_dimension_on_known_sets():
     r = np.random.default_rng(1)
     plane = r.random((800, 2)) @ r.standard_normal((2, 6))
-    assert 1.6 < K.twonn_dimension(plane) < 2.4
-    assert 1.6 < K.levina_bickel_dimension(plane, 10) < 2.4
+    assert 1.6 < K.twonn_dimension(plane).value < 2.4
+    assert 1.6 < K.levina_bickel_dimension(plane, 10).value < 2.4
     assert K.activation_variance(np.array([[0.0, 1.0], [2.0, 1.0]])) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: CA.linear_attention_program(X, Y, 0.0), r"beta: expected a number > 0"),
-    (lambda: CA.linear_attention_program(X, Y[:, :2], 0.5), r"targets: expected shape \(n, s, c\)"),
-    (lambda: CA.linear_attention_program(np.full((2, 2, 2), np.nan), Y, 0.5), r"tokens: expected finite"),
-    (lambda: CA.linear_attention_program(X, Y, 0.5, loss="hinge"), r"loss: expected one of"),
-    (lambda: CA.linear_attention_program(X, Y, 0.5, solver="MOSEK"), r"solver: expected one of"),
-    (lambda: CA.linear_attention_program(X, [0, 1, 2, 7, 0, 1], 0.5, loss="cross_entropy", classes=3),
+    (lambda: CA.linear_attention_program(X, Y, 0.0).details, r"beta: expected a number > 0"),
+    (lambda: CA.linear_attention_program(X, Y[:, :2], 0.5).details, r"targets: expected shape \(n, s, c\)"),
+    (lambda: CA.linear_attention_program(np.full((2, 2, 2), np.nan), Y, 0.5).details, r"tokens: expected finite"),
+    (lambda: CA.linear_attention_program(X, Y, 0.5, loss="hinge").details, r"loss: expected one of"),
+    (lambda: CA.linear_attention_program(X, Y, 0.5, solver="MOSEK").details, r"solver: expected one of"),
+    (lambda: CA.linear_attention_program(X, [0, 1, 2, 7, 0, 1], 0.5, loss="cross_entropy", classes=3).details,
      r"targets: label 7 is out of range"),
-    (lambda: CA.gated_relu_attention_program(X, Y, 0.5, np.ones((2, 2, 2))), r"gates: expected shape"),
-    (lambda: CA.linear_attention_program(np.zeros((0, 2, 2)), Y, 0.5), r"tokens: expected a non-empty"),
+    (lambda: CA.gated_relu_attention_program(X, Y, 0.5, np.ones((2, 2, 2))).details, r"gates: expected shape"),
+    (lambda: CA.linear_attention_program(np.zeros((0, 2, 2)), Y, 0.5).details, r"tokens: expected a non-empty"),
     (lambda: train_heads("conv", X, Y, 0.5, heads=2), r"kind: expected one of"),
-    (lambda: CV.ball_log_covering(1.0, 0.0, 2), r"eps: expected a number > 0"),
-    (lambda: CV.ball_log_covering(1.0, -1.0, 2), r"eps: expected a number > 0"),
-    (lambda: CV.lipschitz_image(1.0, math.nan, 1.0), r"eps: expected a finite number"),
-    (lambda: CV.bartlett17_matrix(np.ones((2, 2)), 1.0, 0.1, 1, p=3.0), r"p: expected 1 <= p <= 2"),
-    (lambda: CV.bartlett17_network(np.ones((2, 2)), [1.0], [1.0, 2.0], 0.1, width=2), r"l21: expected one value"),
-    (lambda: CV.graf22_conv(np.ones((1, 2, 3, 3)), 1.0, 0.1, (1, 3, 2, 2)), r"kernel_shape: expected"),
+    (lambda: CV.ball_log_covering(1.0, 0.0, 2).value, r"eps: expected a number > 0"),
+    (lambda: CV.ball_log_covering(1.0, -1.0, 2).value, r"eps: expected a number > 0"),
+    (lambda: CV.lipschitz_image(1.0, math.nan, 1.0).details, r"eps: expected a finite number"),
+    (lambda: CV.bartlett17_matrix(np.ones((2, 2)), 1.0, 0.1, 1, p=3.0).value, r"p: expected 1 <= p <= 2"),
+    (lambda: CV.bartlett17_network(np.ones((2, 2)), [1.0], [1.0, 2.0], 0.1, width=2).value, r"l21: expected one value"),
+    (lambda: CV.graf22_conv(np.ones((1, 2, 3, 3)), 1.0, 0.1, (1, 3, 2, 2)).value, r"kernel_shape: expected"),
     (lambda: E.greedy_net(np.ones((0, 2)), 0.1), r"points: expected a non-empty"),
     (lambda: E.covering_bracket(np.ones((3, 2)), 0.0), r"eps: expected a number > 0"),
     (lambda: E.greedy_net(np.ones((3, 2)), 0.1, metric="cosine"), r"metric: expected one of"),
-    (lambda: K.twonn_dimension(np.ones((5, 2))), r"points: duplicate points"),
-    (lambda: K.levina_bickel_dimension(np.random.default_rng(0).random((5, 2)), 5), r"k: expected fewer"),
-    (lambda: K.twonn_dimension(np.full((4, 2), np.nan)), r"points: expected finite"),
-    (lambda: K.twonn_dimension(np.ones((0, 2))), r"points: expected a non-empty"),
+    (lambda: K.twonn_dimension(np.ones((5, 2))).value, r"points: duplicate points"),
+    (lambda: K.levina_bickel_dimension(np.random.default_rng(0).random((5, 2)), 5).value, r"k: expected fewer"),
+    (lambda: K.twonn_dimension(np.full((4, 2), np.nan)).value, r"points: expected finite"),
+    (lambda: K.twonn_dimension(np.ones((0, 2))).value, r"points: expected a non-empty"),
     (lambda: K.activation_variance(np.array([[np.nan, 1.0], [0.0, 1.0]])), r"points: expected finite"),
     (lambda: K.activation_variance(np.ones((1, 3))), r"points: expected at least 2 points"),
-    (lambda: CV.lipschitz_image(1.0, 0.1, -1.0), r"lipschitz: expected a number >= 0"),
-    (lambda: CV.edelman22_attention(np.ones((2, 3, 2)), 0.0, b_w=1, b_v=1, b_v21=1, b_qk21=1), r"eps: expected"),
-    (lambda: CV.graf22_conv(np.ones((1, 1, 3, 3)), 1.0, -0.1, (1, 1, 2, 2)), r"eps: expected a number > 0"),
-    (lambda: CV.bartlett17_network(np.ones((2, 2)), [1.0], [1.0], math.nan, width=2), r"eps: expected a finite"),
-    (lambda: CV.bartlett17_matrix(np.ones((0, 2)), 1.0, 0.1, 1), r"data: expected a non-empty"),
+    (lambda: CV.lipschitz_image(1.0, 0.1, -1.0).details, r"lipschitz: expected a number >= 0"),
+    (lambda: CV.edelman22_attention(np.ones((2, 3, 2)), 0.0, b_w=1, b_v=1, b_v21=1, b_qk21=1).value, r"eps: expected"),
+    (lambda: CV.graf22_conv(np.ones((1, 1, 3, 3)), 1.0, -0.1, (1, 1, 2, 2)).value, r"eps: expected a number > 0"),
+    (lambda: CV.bartlett17_network(np.ones((2, 2)), [1.0], [1.0], math.nan, width=2).value, r"eps: expected a finite"),
+    (lambda: CV.bartlett17_matrix(np.ones((0, 2)), 1.0, 0.1, 1).value, r"data: expected a non-empty"),
     (lambda: E.covering_radius(np.ones((3, 2)), np.ones((0, 2))), r"centres: expected a non-empty"),
     (lambda: E.covering_radius(np.ones((3, 2)), np.ones((1, 3))), r"centres: expected rows of dimension 2"),
     (lambda: E.greedy_net(np.ones((3, 2)), -0.1), r"eps: expected a number >= 0"),
@@ -170,7 +170,7 @@ def test_bad_input_names_argument(call, match):
 
 
 def test_failed_certificate_is_a_solve_error_not_bad_input():
-    problem = CA.linear_attention_program(X, Y, 0.5).problem
+    problem = CA.linear_attention_program(X, Y, 0.5).details.problem
     with pytest.raises(SolveError, match=r"solver: given .* certified only a relative gap") as info:
         CA.certify(problem, np.ones((1, 9, 6)), gap_tol=1e-9)
     assert not isinstance(info.value, InputError)

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from boundlab.theory.convolution import ConvLayer, conv_matrix
+
 from boundlab.empirical import lipschitz as L
 
 rng = np.random.default_rng(0)
@@ -51,12 +53,17 @@ def test_global_search_on_tanh_finds_origin_slope():
 
 
 def test_conv_operator_norm_matches_dense_matrix():
+    # every padding amount (also asymmetric) and both strides against the dense matrix of the same layer
     k = rng.standard_normal((2, 3, 3, 3))
-    op = L.conv_operator(k, 5, "zeros", stride=2)
-    dense = L.dense_jacobian(op, np.zeros((1, 3, 5, 5)))[0]
-    truth = np.linalg.svd(dense, compute_uv=False)[0]
-    assert L.conv_operator_norm(k, 5, "zeros", stride=2) == pytest.approx(truth, rel=1e-9)
-    assert L.conv_operator_norm(k, 5, "zeros", stride=2, method="power", n_iter=500) <= truth * (1 + 1e-12)
+    for padding, stride in ((1, 2), (2, 1), ((0, 2, 1, 0), 2), ("circular", 1), ("same", 2)):
+        layer = ConvLayer.create(k, 5, padding, stride)
+        op = L.conv_operator(layer)
+        dense = L.dense_jacobian(op, np.zeros((1, 3, 5, 5)))[0]
+        assert dense.shape[0] == 2 * layer.output_size[0] * layer.output_size[1]
+        assert np.allclose(dense, conv_matrix(layer), atol=1e-12)  # torch and the theory agree on the layer
+        truth = np.linalg.svd(dense, compute_uv=False)[0]
+        assert L.conv_operator_norm(layer) == pytest.approx(truth, rel=1e-9)
+        assert L.conv_operator_norm(layer, method="power", n_iter=500) <= truth * (1 + 1e-12)
 
 
 def test_seeds_make_search_reproducible():

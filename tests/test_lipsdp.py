@@ -20,7 +20,8 @@ from boundlab.empirical.mlp import conv_net, feedforward_function, load_torch_ml
 from boundlab.theory import lipsdp as L
 from boundlab.theory.validate import InputError
 from boundlab.theory.attention import AttentionWeights
-from boundlab.theory.attention_sdp import attention_sdp_details, bilinear_sup_bound, psi_max, variance_cap
+from boundlab.theory.attention import AttentionLayer
+from boundlab.theory.attention_sdp import attention_sdp_bound, bilinear_sup_bound, psi_max, variance_cap
 
 DATA = Path(__file__).resolve().parent / "data" / "lipsdp"
 PUBLISHED = {"layer": 39.839, "neuron": 36.482, "neuron_split2": 37.668}
@@ -72,7 +73,8 @@ def test_reduction_is_exact():
 def test_certification_raises_rho_until_the_lmi_holds(random_net):
     # wrong code caught: a certificate that trusts the solver's rho, or a bisection returning an infeasible rho
     net = L.reduce_network(random_net)
-    rho, lam, _, _ = L._solve_piece(net, "neuron", "CVXOPT", 0.0)
+    res = L._solve_piece(net, "neuron", "CVXOPT", 0.0)
+    rho, lam = res.value, res.checks["lam"]
     low = rho * (1 - 1e-3)
     assert np.linalg.eigvalsh(L.lmi_matrix(net, low, lam))[-1] > 0  # the lowered rho violates the LMI
     rc, top = L._certify(net, low, lam)
@@ -182,10 +184,10 @@ def test_torch_round_trip(tmp_path):
     torch.save(model, tmp_path / "full.pt")
     with pytest.raises(InputError, match="allow_pickle"):
         load_torch_mlp(tmp_path / "full.pt")
-    assert load_torch_mlp(tmp_path / "full.pt", allow_pickle=True)[1] == "tanh"
+    assert load_torch_mlp(tmp_path / "full.pt", allow_pickle=True).activation == "tanh"
 
 
-@pytest.mark.parametrize("padding", ["circular", "zeros"])
+@pytest.mark.parametrize("padding", ["circular", "same", 1])
 def test_unrolled_conv_matches_the_conv_net(padding):
     # 8x8 input, 4 channels. wrong code caught: a channel/pixel flattening mismatch or wrong padding side
     rng = np.random.default_rng(2)
@@ -252,22 +254,29 @@ def test_attention_sdp_vs_analytic_and_empirical():
     rng = np.random.default_rng(1)
     w = AttentionWeights.from_arrays(rng.standard_normal((1, 3, 2)), rng.standard_normal((1, 3, 2)),
                                      rng.standard_normal((1, 3, 2)))
-    res = attention_sdp_details(w, 3, 1.0)
+    res = attention_sdp_bound(AttentionLayer.create(w, 3, 1.0)).details
     lower = global_lipschitz_lower_bound(dot_product_attention(w), (3, 3), 1.0, seed=0, restarts=6,
                                          steps=15).lower_bound
     assert lower <= res.bound < res.analytic
     with pytest.raises(InputError, match="radius"):
-        attention_sdp_details(w, 3, -1.0)
+        AttentionLayer.create(w, 3, -1.0)
 
 
 def test_cli_mat_and_torch(tmp_path, capsys):
     # wrong code caught: the CLI printing the solver value as the bound, or not writing the metadata block
     out = tmp_path / "r.json"
-    assert main(["lipsdp", str(DATA / "random_weights.mat"), "--form", "layer", "--json", str(out)]) == 0
+    assert main(["lipsdp", str(DATA / "random_weights.mat"), "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert {"created", "commit", "versions", "config", "seed"} <= set(doc)
-    assert abs(doc["result"]["certified"] / PUBLISHED["layer"] - 1) < 1e-3
-    assert doc["result"]["certified"] >= doc["result"]["solver_value"]
+    assert doc["config"]["path"]["sha256"].startswith("sha256:")
+    rows = {r["name"]: r for r in doc["results"]}
+    for form in ("layer", "neuron"):  # every SDP row is the certified value, never the solver's
+        row = rows[f"sdp.lipsdp_{form}"]
+        assert row["kind"] == "upper" and abs(row["value"] / PUBLISHED[form] - 1) < 1e-3
+        assert row["value"] == row["details"]["certified"] >= row["details"]["solver_value"]
+    lower = [r for r in doc["results"] if r["kind"] == "lower"]
+    assert lower and all(lo["value"] <= r["value"] * (1 + 1e-9) for lo in lower for r in doc["results"]
+                         if r["kind"] == "upper")
     model = mlp_from_weights([np.eye(2) * 2, np.ones((1, 2))], "relu")
     torch.save(model.state_dict(), tmp_path / "m.pt")
     assert main(["lipsdp", str(tmp_path / "m.pt"), "--split-size", "2"]) == 0

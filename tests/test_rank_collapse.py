@@ -40,13 +40,13 @@ def test_composite_is_submultiplicative_on_random_pairs():
     rng = np.random.default_rng(0)
     for _ in range(200):
         a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
-        assert R.composite_norm(a @ b) <= R.composite_product_bound(a, b)
+        assert R.composite_norm(a @ b) <= R.composite_product_bound(a, b).value
 
 
 # ---------------------------------------------------------------- residuals
 def test_two_token_residuals_in_closed_form():
     x = np.array([[0.0, 1.0, -2.0], [3.0, 1.0, 2.0]])
-    b = R.optimal_residual_bounds(x)
+    b = R.optimal_residual_bounds(x).details
     # 1-norm: per column |a_j - b_j| (any x_j between them), max over columns = 4
     assert b.one_lower == pytest.approx(4.0, rel=1e-9) and b.one_upper == pytest.approx(4.0, rel=1e-9)
     # inf-norm: min_x max(||a - x||_1, ||b - x||_1) = ||a - b||_1 / 2 = 3.5 (at the midpoint)
@@ -68,18 +68,18 @@ def test_box_residual_bounds_cover_every_member():
     rng = np.random.default_rng(1)
     lo = rng.standard_normal((4, 3))
     hi = lo + 0.01
-    b = R.optimal_residual_bounds(lo, hi)
+    b = R.optimal_residual_bounds(lo, hi).details
     for _ in range(20):
         y = lo + rng.random(lo.shape) * 0.01
-        p = R.optimal_residual_bounds(y)
+        p = R.optimal_residual_bounds(y).details
         assert b.composite_lower <= p.composite_upper and p.composite_lower <= b.composite_upper
 
 
 # ---------------------------------------------------------------- paths
 def test_path_counts_follow_the_binomial_law():
-    assert R.path_counts(3, 2).tolist() == [1, 6, 12, 8]  # C(3,l) 2^l, total 27 = 3^3
-    assert R.path_counts(3, 2, skip=False).tolist() == [0, 0, 0, 8]
-    assert R.path_counts(12, 12).sum() == 13**12
+    assert R.path_counts(3, 2).details.tolist() == [1, 6, 12, 8]  # C(3,l) 2^l, total 27 = 3^3
+    assert R.path_counts(3, 2, skip=False).details.tolist() == [0, 0, 0, 8]
+    assert R.path_counts(12, 12).details.sum() == 13**12
     assert R.path_length_pmf(2, 1).tolist() == [0.25, 0.5, 0.25]
 
 
@@ -87,10 +87,10 @@ def test_path_decomposition_with_uniform_attention():
     x = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 1.0]])
     p = np.full((1, 3, 3), 1 / 3)
     w = np.array([[[2.0, 0.0], [0.0, 1.0]]])
-    total, paths = R.path_decomposition(x, [p], [w])
+    total, paths = R.path_decomposition(x, [p], [w]).details
     assert np.allclose(total, np.full((3, 1), 1.0) @ (x.mean(0, keepdims=True) @ w[0]), rtol=1e-15)
     assert len(paths) == 1 and paths[0].length == 1
-    total_skip, paths_skip = R.path_decomposition(x, [p], [w], skip=True)
+    total_skip, paths_skip = R.path_decomposition(x, [p], [w], skip=True).details
     assert np.allclose(total_skip, x + total)
     assert sorted(q.length for q in paths_skip) == [0, 1]
 
@@ -103,12 +103,12 @@ def test_thm22_closed_form():
     x = np.array([[0.0], [1.0]])
     rho = math.sqrt(0.5)
     assert R.collapse_beta(layers) == pytest.approx(2.0, rel=1e-9)
-    assert R.single_head_collapse_bound(layers, x) == pytest.approx(8 * rho**3, rel=1e-9)
+    assert R.single_head_collapse_bound(layers, x).value == pytest.approx(8 * rho**3, rel=1e-9)
     # depth 2: the 1e-10 outward margins of c and rho are raised to the powers 4 and 9
-    assert R.single_head_collapse_bound(layers * 2, x) == pytest.approx(8**4 * rho**9, rel=1e-8)
-    assert R.single_head_collapse_bound(layers, x, gamma=0.5) == pytest.approx(4 * rho**3, rel=1e-9)
-    assert R.single_head_collapse_bound(layers, x, shift="mean") == pytest.approx(8 * rho**3, rel=1e-9)
-    assert R.single_head_collapse_bound(layers, np.ones((3, 1))) <= 1e-299  # rank-one input: (rounded) zero
+    assert R.single_head_collapse_bound(layers * 2, x).value == pytest.approx(8**4 * rho**9, rel=1e-8)
+    assert R.single_head_collapse_bound(layers, x, gamma=0.5).value == pytest.approx(4 * rho**3, rel=1e-9)
+    assert R.single_head_collapse_bound(layers, x, shift="mean").value == pytest.approx(8 * rho**3, rel=1e-9)
+    assert R.single_head_collapse_bound(layers, np.ones((3, 1))).value <= 1e-299  # rank-one input: (rounded) zero
 
 
 def test_beta_value_matrix_forms():
@@ -119,9 +119,9 @@ def test_beta_value_matrix_forms():
     assert R.collapse_beta(w) < 1e-14  # 0 plus the certified float-product error term
     assert R.collapse_beta(w, "factored") == pytest.approx(2.0, rel=1e-9)
     x = np.array([[0.0], [1.0]])
-    assert R.multi_head_collapse_bound(w, x) < 1e-13
+    assert R.multi_head_collapse_bound(w, x).value < 1e-13
     # c = 4 beta H / sqrt(d_qk) = 8 / sqrt(2), rho = sqrt(1/2) (see test_thm22_closed_form): c rho^3 = 2
-    assert R.multi_head_collapse_bound(w, x, value="factored") == pytest.approx(2.0, rel=1e-9)
+    assert R.multi_head_collapse_bound(w, x, value="factored").value == pytest.approx(2.0, rel=1e-9)
 
 
 def test_cor32_lambda_and_spread():
@@ -130,16 +130,16 @@ def test_cor32_lambda_and_spread():
     layers = one_layer()
     x = np.array([[0.0], [1.0]])
     mlp = [(np.full((1, 1), 3.0), np.zeros(1), np.full((1, 1), 1.0), np.zeros(1))]
-    assert R.mlp_collapse_bound(layers, mlp, x) == pytest.approx(24 * math.sqrt(0.5) ** 3, rel=1e-9)
+    assert R.mlp_collapse_bound(layers, mlp, x).value == pytest.approx(24 * math.sqrt(0.5) ** 3, rel=1e-9)
     # E_ij - E_ij' = (x_i - s)(x_j - x_j') with s in [0, 1]: at most 1 (for d = 1, A = 1)
     assert R.logit_spread(layers, [x]) == pytest.approx(1.0, rel=1e-8)
-    assert R.spread_limited_collapse_bound(layers, x, [x]) == R.multi_head_collapse_bound(layers, x)
+    assert R.spread_limited_collapse_bound(layers, x, [x]).value == R.multi_head_collapse_bound(layers, x).value
     with pytest.raises(InputError, match="logit spread"):
-        R.spread_limited_collapse_bound(layers, 2 * x, [2 * x])
+        R.spread_limited_collapse_bound(layers, 2 * x, [2 * x]).value
 
 
 def test_local_exponent_and_slope():
-    assert R.local_collapse_exponent(1) == 3 and R.local_collapse_exponent(2) == 9
+    assert R.local_collapse_exponent(1).value == 3 and R.local_collapse_exponent(2).value == 9
     eps = np.array([1e-2, 1e-3, 1e-4])
     assert R.log_log_slope(eps, 5 * eps**3) == pytest.approx(3.0, rel=1e-12)
 
@@ -147,17 +147,17 @@ def test_local_exponent_and_slope():
 def test_layernorm_rewrite_exact_only_for_equal_stds():
     z = np.array([[1.0, -1.0, 0.0], [3.0, 1.0, 2.0], [0.0, 2.0, 1.0], [-1.0, 1.0, 0.0], [5.0, 3.0, 4.0]])
     g, b = np.array([1.0, 2.0, 0.5]), np.array([0.0, 1.0, -1.0])
-    assert np.allclose(R.layernorm_equal_std_rewrite(z, g, b, 1e-5), R.layernorm_rows(z, g, b, 1e-5), rtol=1e-12)
-    assert R.right_multiplication_misfit(z, R.layernorm_rows(z, g, b, 1e-5)) < 1e-12
+    assert np.allclose(R.layernorm_equal_std_rewrite(z, g, b, 1e-5).details, R.layernorm_rows(z, g, b, 1e-5), rtol=1e-12)
+    assert R.right_multiplication_misfit(z, R.layernorm_rows(z, g, b, 1e-5)).value < 1e-12
     z2 = z.copy()
     z2[0] *= 3.0  # row 0 now has three times the std of the others
-    assert R.right_multiplication_misfit(z2, R.layernorm_rows(z2, g, b, 1e-5)) > 1e-2
-    assert R.skip_zero_value_identity(z).tolist() == z.tolist()
+    assert R.right_multiplication_misfit(z2, R.layernorm_rows(z2, g, b, 1e-5)).value > 1e-2
+    assert R.skip_zero_value_identity(z).details.tolist() == z.tolist()
 
 
 def test_empirical_claim_sides():
-    assert R.collapse_order([1.0, 0.1], [1.0, 0.5]) == (0.1, 0.5)
-    lower, upper, layer = R.mlp_slowing(np.array([1.0, 0.5, 1e-12]), np.array([1.0, 0.01, 1.0]))
+    assert R.collapse_order([1.0, 0.1], [1.0, 0.5]).details == (0.1, 0.5)
+    lower, upper, layer = R.mlp_slowing(np.array([1.0, 0.5, 1e-12]), np.array([1.0, 0.01, 1.0])).details
     assert (lower, upper, layer) == (0.25, 0.01, 1)
 
 
@@ -200,32 +200,32 @@ def test_patch_tokens():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: R.optimal_residual_bounds(np.ones((1, 3))), r"lower: expected at least 2 tokens"),
-        (lambda: R.optimal_residual_bounds(np.array([[np.nan, 1.0], [0.0, 1.0]])), r"lower: expected finite"),
-        (lambda: R.optimal_residual_bounds(np.ones((2, 2)), np.zeros((2, 2))), r"upper: expected upper >= lower"),
-        (lambda: R.single_head_collapse_bound([], np.ones((2, 1))), r"layers: expected a non-empty list.*depth"),
-        (lambda: R.single_head_collapse_bound(one_layer(), np.ones((1, 1))), r"x: expected at least 2 tokens"),
-        (lambda: R.single_head_collapse_bound(one_layer(heads=2), np.ones((2, 1))), r"layers: Thm 2.2 is for a single"),
-        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 3))), r"x: expected 1 columns"),
-        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), gamma=-1.0), r"gamma: expected a number > 0"),
-        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), shift="max"), r"shift: expected one of"),
-        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), value="v"), r"value: expected one of"),
-        (lambda: R.multi_head_collapse_bound(["w"], np.ones((2, 1))), r"layers\[0\]: expected AttentionWeights"),
+        (lambda: R.optimal_residual_bounds(np.ones((1, 3))).details, r"lower: expected at least 2 tokens"),
+        (lambda: R.optimal_residual_bounds(np.array([[np.nan, 1.0], [0.0, 1.0]])).details, r"lower: expected finite"),
+        (lambda: R.optimal_residual_bounds(np.ones((2, 2)), np.zeros((2, 2))).details, r"upper: expected upper >= lower"),
+        (lambda: R.single_head_collapse_bound([], np.ones((2, 1))).value, r"layers: expected a non-empty list.*depth"),
+        (lambda: R.single_head_collapse_bound(one_layer(), np.ones((1, 1))).value, r"x: expected at least 2 tokens"),
+        (lambda: R.single_head_collapse_bound(one_layer(heads=2), np.ones((2, 1))).value, r"layers: Thm 2.2 is for a single"),
+        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 3))).value, r"x: expected 1 columns"),
+        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), gamma=-1.0).value, r"gamma: expected a number > 0"),
+        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), shift="max").value, r"shift: expected one of"),
+        (lambda: R.multi_head_collapse_bound(one_layer(), np.ones((2, 1)), value="v").value, r"value: expected one of"),
+        (lambda: R.multi_head_collapse_bound(["w"], np.ones((2, 1))).value, r"layers\[0\]: expected AttentionWeights"),
         (lambda: R.multi_head_collapse_bound([AttentionWeights.from_arrays(np.ones((2, 1)), np.ones((2, 1)),
-                                                                           np.ones((2, 1)))], np.ones((2, 2))),
+                                                                           np.ones((2, 1)))], np.ones((2, 2))).value,
          r"layers\[0\]: output width 1 != token width 2"),
-        (lambda: R.mlp_collapse_bound(one_layer(), [], np.ones((2, 1))), r"mlps: expected a list of 1"),
-        (lambda: R.path_counts(0, 2), r"depth: expected an integer >= 1"),
-        (lambda: R.path_decomposition(np.ones((2, 1)), [], []), r"attention: expected a non-empty list"),
-        (lambda: R.path_decomposition(np.ones((2, 1)), [np.ones((1, 2, 3))], [np.ones((1, 1, 1))]),
+        (lambda: R.mlp_collapse_bound(one_layer(), [], np.ones((2, 1))).value, r"mlps: expected a list of 1"),
+        (lambda: R.path_counts(0, 2).details, r"depth: expected an integer >= 1"),
+        (lambda: R.path_decomposition(np.ones((2, 1)), [], []).details, r"attention: expected a non-empty list"),
+        (lambda: R.path_decomposition(np.ones((2, 1)), [np.ones((1, 2, 3))], [np.ones((1, 1, 1))]).details,
          r"attention\[0\]: expected shape"),
-        (lambda: R.path_decomposition(np.ones((2, 1)), [np.ones((1, 2, 2))], [np.ones((1, 2, 2))]),
+        (lambda: R.path_decomposition(np.ones((2, 1)), [np.ones((1, 2, 2))], [np.ones((1, 2, 2))]).details,
          r"values\[0\]: expected shape"),
-        (lambda: R.composite_product_bound(np.ones((2, 3)), np.ones((2, 3))), r"b: expected 3 rows"),
+        (lambda: R.composite_product_bound(np.ones((2, 3)), np.ones((2, 3))).value, r"b: expected 3 rows"),
         (lambda: R.log_log_slope([1.0, 0.1], [1.0, 0.0]), r"values: expected positive"),
         (lambda: R.layernorm_rows(np.ones((2, 3)), np.ones(2), np.ones(2), 1e-5), r"gamma: expected shape"),
-        (lambda: R.right_multiplication_misfit(np.ones((3, 2)), np.ones((2, 2))), r"ln_out: expected the shape"),
-        (lambda: R.mlp_slowing([1e-12, 1e-13], [1.0, 1.0]), r"san: every ratio is below the float floor"),
+        (lambda: R.right_multiplication_misfit(np.ones((3, 2)), np.ones((2, 2))).value, r"ln_out: expected the shape"),
+        (lambda: R.mlp_slowing([1e-12, 1e-13], [1.0, 1.0]).details, r"san: every ratio is below the float floor"),
         (lambda: ER.random_network("resnet", 2, 3), r"variant: expected one of"),
         (lambda: ER.random_network("san", 0, 3), r"depth: expected an integer >= 1"),
         (lambda: ER.forward(ER.random_network("san", 1, 3), np.ones((2, 4))), r"x: expected shape"),

@@ -23,16 +23,18 @@ def test_one_by_one_kernel_is_its_matrix():
     m = np.array([[3.0, 0.0], [4.0, 0.0]])  # norm 5
     k = m[:, :, None, None]
     assert C.circular_spectral_norm(k, 4) == pytest.approx(5.0, rel=1e-14)
-    assert C.kernel_matrix_bound(k) == pytest.approx(5.0, rel=1e-9)
-    assert C.four_reshape_bound(k) == pytest.approx(5.0, rel=1e-9)
+    layer = C.ConvLayer.create(k, 4)
+    assert C.kernel_matrix_bound(layer).value == pytest.approx(5.0, rel=1e-9)
+    assert C.four_reshape_bound(layer).value == pytest.approx(5.0, rel=1e-9)
 
 
 def test_all_ones_kernel_peaks_at_dc():
     # single channel all-ones 3x3: the DC frequency gives 9; W_mat = ones(1, 9) has norm 3, so k*3 = 9 as well
     k = np.ones((1, 1, 3, 3))
     assert C.circular_spectral_norm(k, 5) == pytest.approx(9.0, rel=1e-14)
-    assert C.kernel_matrix_bound(k) == pytest.approx(9.0, rel=1e-9)
-    assert C.gram_iteration_bound(k, 5) == pytest.approx(9.0, rel=1e-6)
+    layer = C.ConvLayer.create(k, 5)
+    assert C.kernel_matrix_bound(layer).value == pytest.approx(9.0, rel=1e-9)
+    assert C.gram_iteration_bound(layer).value == pytest.approx(9.0, rel=1e-6)
 
 
 def test_singular_values_count_and_parseval():
@@ -48,7 +50,7 @@ def test_gram_iteration_decreases_to_exact():
     rng = np.random.default_rng(4)
     k = rng.standard_normal((4, 4, 3, 3))
     exact = C.circular_spectral_norm(k, 6)
-    vals = [C.gram_iteration_bound(k, 6, n_iter=t) for t in range(0, 8)]
+    vals = [C.gram_iteration_bound(C.ConvLayer.create(k, 6), n_iter=t).value for t in range(0, 8)]
     assert all(v >= exact for v in vals)
     assert all(a >= b * (1 - 1e-12) for a, b in zip(vals, vals[1:]))
     assert vals[-1] == pytest.approx(exact, rel=1e-6)
@@ -58,12 +60,28 @@ def test_four_reshape_never_worse_than_kernel_matrix():
     rng = np.random.default_rng(5)
     for _ in range(10):
         k = rng.standard_normal((3, 2, 3, 2))
-        assert C.four_reshape_bound(k) <= C.kernel_matrix_bound(k) * (1 + 1e-12)
+        layer = C.ConvLayer.create(k, 4, "same")
+        assert C.four_reshape_bound(layer).value <= C.kernel_matrix_bound(layer).value * (1 + 1e-12)
 
 
 def test_zero_padded_bound_uses_larger_grid():
+    # the crop grid is n + max(p_before, p_after) per axis: 5 + 1 for padding 1, 5 + 2 for padding 2 or (0, 2)
     k = np.random.default_rng(6).standard_normal((2, 2, 3, 3))
-    assert C.zero_padded_upper_bound(k, 5, "same") == pytest.approx(round_up(C.circular_spectral_norm(k, 6)))
+    for padding, grid in ((1, 6), (2, 7), ((0, 2, 0, 2), 7), ((2, 0, 1, 1), (7, 6))):
+        layer = C.ConvLayer.create(k, 5, padding)
+        assert C.zero_padded_upper(layer).value == pytest.approx(round_up(C.circular_spectral_norm(k, grid)))
+
+
+def test_zero_padded_bound_is_sound_for_every_padding_amount():
+    # the issue-12 case: K = [1,-1,1]^T [1,-1,1] on 2x2 with torch padding=2 has exact norm 5 (> 4, the value for
+    # padding 1); every amount must get a bound above its own exact norm
+    k = np.outer([1.0, -1.0, 1.0], [1.0, -1.0, 1.0])[None, None]
+    for p in (1, 2, (2, 1, 0, 2), (0, 2, 1, 1)):  # (padding 0 leaves no output on a 2x2 input)
+        layer = C.ConvLayer.create(k, 2, p)
+        exact = float(np.linalg.svd(C.conv_matrix(layer), compute_uv=False)[0])
+        assert exact <= C.zero_padded_upper(layer).value * (1 + 1e-12)
+    layer2 = C.ConvLayer.create(k, 2, 2)
+    assert float(np.linalg.svd(C.conv_matrix(layer2), compute_uv=False)[0]) == pytest.approx(5.0, rel=1e-12)
 
 
 def test_lambert_inverse_of_kim_phi():
@@ -77,7 +95,8 @@ def test_castin_form_dominates_derived_bound():
     for _ in range(20):
         w = A.AttentionWeights.from_arrays(*(rng.standard_normal((2, 3, 2)) for _ in range(3)))
         n, r = int(rng.integers(1, 50)), float(rng.uniform(0.01, 5))
-        assert A.bounded_dot_product_bound(w, n, r) <= A.castin_bounded_dot_product_bound(w, n, r)
+        layer = A.AttentionLayer.create(w, n, r)
+        assert A.bounded_dot_product_bound(layer).value <= A.castin_bounded_dot_product_bound(layer).value
 
 
 def test_single_token_attention_bound_reduces_to_value_norm():
@@ -85,22 +104,24 @@ def test_single_token_attention_bound_reduces_to_value_norm():
     rng = np.random.default_rng(8)
     q, k, v, o = (rng.standard_normal(s) for s in ((1, 3, 2), (1, 3, 2), (1, 3, 2), (1, 2, 3)))
     w = A.AttentionWeights.from_arrays(q, k, v, o)
-    assert A.bounded_dot_product_bound(w, 1, 1e-8) == pytest.approx(np.linalg.norm(v[0] @ o[0], 2), rel=1e-6)
+    layer = A.AttentionLayer.create(w, 1, 1e-8)
+    assert A.bounded_dot_product_bound(layer).value == pytest.approx(np.linalg.norm(v[0] @ o[0], 2), rel=1e-6)
 
 
 def test_meanfield_overflow_is_infinite():
     w = A.AttentionWeights.from_arrays(np.ones((1, 2, 2)) * 10, np.ones((1, 2, 2)) * 10, np.ones((1, 2, 2)))
-    assert A.meanfield_w2_bound(w, 100.0) == math.inf
+    assert A.meanfield_w2_bound(A.AttentionLayer.create(w, 2, 100.0)).value == math.inf
 
 
 def test_layernorm_and_batchnorm_values():
-    assert CP.layernorm_lipschitz(np.array([1.0, -3.0]), 1e-4) == pytest.approx(300.0, rel=1e-9)
-    assert CP.batchnorm_eval_lipschitz(np.array([2.0, 1.0]), np.array([3.0, 0.0]), 1.0) == pytest.approx(1.0, rel=1e-9)
+    assert CP.layernorm_lipschitz(np.array([1.0, -3.0]), 1e-4).value == pytest.approx(300.0, rel=1e-9)
+    assert CP.batchnorm_eval_lipschitz(np.array([2.0, 1.0]), np.array([3.0, 0.0]), 1.0).value == pytest.approx(
+        1.0, rel=1e-9)
 
 
 def test_network_bound_propagates_radius():
     layers = [CP.linear(np.eye(2) * 2), CP.relu(), CP.linear(np.eye(2) * 3, np.array([4.0, 0.0]))]
-    bound, table = CP.network_bound(layers, input_radius=1.0)
+    bound, table = CP.network_bound(layers, input_radius=1.0).details
     assert bound == pytest.approx(6.0, rel=1e-9)
     assert table[-1]["radius_out"] == pytest.approx(3 * 2 * 1 + 4, rel=1e-9)
     res = CP.residual(CP.linear(np.eye(2) * 0.5))
@@ -204,23 +225,25 @@ def test_kim_l2_forms_at_one_token():
         q = rng.standard_normal((heads, d, dk)) * rng.uniform(0.2, 3.0)
         v = rng.standard_normal((heads, d, dv))
         o = rng.standard_normal((heads, dv, dout))
-        w = A.AttentionWeights.from_arrays(q, q, v, o)
+        layer = A.AttentionLayer.create(A.AttentionWeights.from_arrays(q, q, v, o), 1, attention="l2")
         m = _single_token_map(q, v, o)
-        assert np.linalg.norm(m, 2) <= A.l2_attention_bound_wq2(w, 1) * (1 + 1e-12)
-        assert np.abs(m).sum(axis=0).max() <= A.l2_attention_inf_bound(w, 1) * (1 + 1e-12)
-        recalled_broken += np.linalg.norm(m, 2) > A.l2_attention_bound(w, 1)
+        assert np.linalg.norm(m, 2) <= A.l2_attention_bound_wq2(layer).value * (1 + 1e-12)
+        assert np.abs(m).sum(axis=0).max() <= A.l2_attention_inf_bound(layer).value * (1 + 1e-12)
+        recalled_broken += np.linalg.norm(m, 2) > A.l2_attention_bound(layer).value
     assert recalled_broken > 0  # the recalled form is falsified at n = 1 (the documented finding)
     # d = d_k = 1, one head: the variant is tight, the recalled form is low by the factor |W^Q|
     q, v, o = np.array([[[2.04]]]), np.array([[[-2.56]]]), np.array([[[0.42]]])
-    w = A.AttentionWeights.from_arrays(q, q, v, o)
-    assert A.l2_attention_bound_wq2(w, 1) == pytest.approx(2.04**2 * 2.56 * 0.42, rel=1e-9)
-    assert A.l2_attention_bound(w, 1) == pytest.approx(2.04 * 2.56 * 0.42, rel=1e-9)
+    layer = A.AttentionLayer.create(A.AttentionWeights.from_arrays(q, q, v, o), 1, attention="l2")
+    assert A.l2_attention_bound_wq2(layer).value == pytest.approx(2.04**2 * 2.56 * 0.42, rel=1e-9)
+    recalled = A.l2_attention_bound(layer)
+    assert recalled.value == pytest.approx(2.04 * 2.56 * 0.42, rel=1e-9)
+    assert recalled.kind == "falsified"  # a statement known false is never reported as an upper bound
 
 
-def test_kim_query_power_is_validated():
+def test_kim_bounds_need_l2_attention_with_tied_weights():
     w = A.AttentionWeights.from_arrays(*(np.ones((1, 2, 2)) for _ in range(3)))
-    for bad in (0, 3, 1.5, True):
-        with pytest.raises(InputError, match="query_power"):
-            A.l2_attention_bound(w, 3, query_power=bad)
-    with pytest.raises(InputError, match="query_power"):
-        A.l2_attention_bound(w, 3, norm="inf", query_power=2)
+    with pytest.raises(InputError, match="L2 attention"):
+        A.l2_attention_bound(A.AttentionLayer.create(w, 3, 1.0))  # a dot-product layer
+    untied = A.AttentionWeights.from_arrays(np.ones((1, 2, 2)), np.zeros((1, 2, 2)), np.ones((1, 2, 2)))
+    with pytest.raises(InputError, match="tied"):
+        A.AttentionLayer.create(untied, 3, attention="l2")

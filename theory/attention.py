@@ -23,10 +23,12 @@ import numpy as np
 
 from .validate import InputError, as_real_array, positive_float, positive_int
 from .numerics import inf_norm, lambert_w0, round_down, round_up, spectral_norm
-from .registry import register
+from .registry import TightFamily, register
 
 __all__ = [
     "AttentionWeights",
+    "AttentionLayer",
+    "ATTENTION_MAPS",
     "bounded_dot_product_bound",
     "castin_bounded_dot_product_bound",
     "l2_attention_bound",
@@ -128,19 +130,89 @@ def _head_norms(w: AttentionWeights) -> tuple[np.ndarray, np.ndarray]:
     return a, m
 
 
+ATTENTION_MAPS = ("dot_product", "l2")
+
+
+@dataclass(frozen=True, eq=False)
+class AttentionLayer:
+    """One attention layer as every attention bound sees it, validated once by :meth:`create`.
+
+    ``weights``: the :class:`AttentionWeights`; ``n_tokens``: n; ``radius``: the per-token radius R of the domain
+    :math:`B_R^n` (``inf``: the whole space); ``attention``: ``"dot_product"`` (softmax of :math:`XA_hX^\top`) or
+    ``"l2"`` (Kim et al.'s L2 attention, tied weights).
+    """
+
+    weights: AttentionWeights
+    n_tokens: int
+    radius: float = math.inf
+    attention: str = "dot_product"
+
+    @classmethod
+    def create(cls, weights: AttentionWeights, n_tokens: int, radius: float = math.inf,
+               attention: str = "dot_product") -> "AttentionLayer":
+        w = _weights(weights)
+        n = positive_int("n_tokens", n_tokens)
+        if isinstance(radius, bool) or not isinstance(radius, (int, float, np.floating)) or not radius > 0 \
+                or math.isnan(radius):
+            raise InputError(f"radius: expected a number > 0 (or inf for the whole space), got {radius!r}")
+        if attention not in ATTENTION_MAPS:
+            raise InputError(f"attention: expected one of {ATTENTION_MAPS}, got {attention!r}")
+        if attention == "l2" and not w.tied():
+            raise InputError("weights: L2 attention needs tied query and key weights (W^Q = W^K)")
+        return cls(w, n, float(radius), attention)
+
+    @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.radius)
+
+    def describe(self) -> str:
+        dom = f"B_R^n, R = {self.radius:g}" if self.bounded else "the whole space"
+        return (f"{self.attention} attention: {self.weights.heads} head(s), d = {self.weights.dim}, "
+                f"d_k = {self.weights.head_dim}, n = {self.n_tokens}, on {dom}")
+
+    def summary(self) -> dict:
+        return {"attention": self.attention, "heads": self.weights.heads, "dim": self.weights.dim,
+                "head_dim": self.weights.head_dim, "out_dim": self.weights.out_dim, "n_tokens": self.n_tokens,
+                "radius": self.radius, "tied": self.weights.tied()}
+
+
+def _layer(layer) -> AttentionLayer:
+    if not isinstance(layer, AttentionLayer):
+        raise InputError(f"layer: expected an AttentionLayer (AttentionLayer.create(weights, n_tokens, radius)), "
+                         f"got {type(layer).__name__}")
+    return layer
+
+
+def _dot_product_on_ball(layer) -> bool:
+    return layer.attention == "dot_product" and layer.bounded
+
+
+def _l2_tied(layer) -> bool:
+    return layer.attention == "l2" and layer.weights.tied()
+
+
+def _bounded_dp(w: AttentionWeights, n: int, r: float) -> float:
+    """The value of ``attention.bounded_dp`` (:func:`bounded_dot_product_bound`) for validated arguments."""
+    a, m = _head_norms(w)
+    ar2 = a * r * r
+    return round_up(float(np.sum(m * (math.sqrt(n) * (1.0 + ar2) + ar2))))
+
+
 @register(
     "attention.bounded_dp",
+    norm="l2",
     kind="upper",
-    latex=r"\mathrm{Lip}_2\big(\mathrm{MHA}|_{B_R^n}\big)\le\sum_h\|M_h\|_2\Big(\sqrt n\,\big(1+\|A_h\|_2R^2\big)+\|A_h\|_2R^2\Big)",
     assumptions=("every token in the ball of radius R", "finite n", "no mask"),
     source="derived here (docstring); same structure as Castin, Ablin, Peyre, How Smooth Is Attention?, ICML 2024, Thm 3.3",
     confidence="derived",
     covers="dot-product multi-head attention on B_R^n, Frobenius norm",
+    input_type=AttentionLayer,
+    applies=_dot_product_on_ball,
 )
-def bounded_dot_product_bound(weights: AttentionWeights, n_tokens: int, radius: float) -> float:
+def bounded_dot_product_bound(layer: AttentionLayer) -> float:
     r"""Lipschitz upper bound of dot-product multi-head attention on :math:`B_R^n`.
 
-    .. math:: \mathrm{Lip}_2(\mathrm{MHA}|_{B_R^n}) \le \sum_h \|M_h\|_2\Big(\sqrt n\,(1+\|A_h\|_2R^2)+\|A_h\|_2R^2\Big)
+    .. math:: \mathrm{Lip}_2\big(\mathrm{MHA}|_{B_R^n}\big)\le\sum_h\|M_h\|_2\Big(\sqrt n\,\big(1+\|A_h\|_2R^2\big)+\|A_h\|_2R^2\Big)
 
     Proof (one head; heads add by the triangle inequality). :math:`B_R^n` is convex, so the constant is
     :math:`\sup\|J\|_2`. For a perturbation H of X, with :math:`p_i` the i-th softmax row and
@@ -155,38 +227,49 @@ def bounded_dot_product_bound(weights: AttentionWeights, n_tokens: int, radius: 
     Castin et al.'s recalled form (:func:`castin_bounded_dot_product_bound`) follows from the same three
     terms with :math:`\|x_j-\bar x_i\|\le 2R` and :math:`(a+b+c)^2\le3(a^2+b^2+c^2)`, so it is never smaller.
     """
-    w = _weights(weights)
-    n = positive_int("n_tokens", n_tokens)
-    r = positive_float("radius", radius)
-    a, m = _head_norms(w)
-    ar2 = a * r * r
-    return round_up(float(np.sum(m * (math.sqrt(n) * (1.0 + ar2) + ar2))))
+    layer = _bounded_layer(layer, "attention.bounded_dp")
+    return _bounded_dp(layer.weights, layer.n_tokens, layer.radius)
 
 
 @register(
     "attention.castin_bounded_dp",
+    norm="l2",
     kind="upper",
-    latex=r"\mathrm{Lip}_2\big(\mathrm{MHA}|_{B_R^n}\big)\le\sum_h\sqrt3\,\|M_h\|_2\big(\|A_h\|_2^2R^4(4n+1)+n\big)^{1/2}",
     assumptions=("every token in the ball of radius R", "finite n", "no mask"),
     source="Castin, Ablin, Peyre, How Smooth Is Attention?, ICML 2024, Thm 3.3 (form recalled, not read)",
     confidence="reconstructed",
     covers="dot-product multi-head attention on B_R^n, Frobenius norm",
     notes="Recalled form; implied by attention.bounded_dp (see that docstring), so it is sound even if the "
     "paper's constant differs. Multi-head by the triangle inequality (our choice).",
+    input_type=AttentionLayer,
+    applies=_dot_product_on_ball,
 )
-def castin_bounded_dot_product_bound(weights: AttentionWeights, n_tokens: int, radius: float) -> float:
+def castin_bounded_dot_product_bound(layer: AttentionLayer) -> float:
     r"""Castin, Ablin & Peyré's bound on :math:`B_R^n`, in the form recalled in ``shared/research``:
 
-    .. math:: \mathrm{Lip}_2(\mathrm{SA}|_{B_R^n}) \le \sqrt3\,\|M\|_2\big(\|A\|_2^2R^4(4n+1)+n\big)^{1/2}
+    .. math:: \mathrm{Lip}_2\big(\mathrm{MHA}|_{B_R^n}\big)\le\sum_h\sqrt3\,\|M_h\|_2\big(\|A_h\|_2^2R^4(4n+1)+n\big)^{1/2}
 
     *Reconstructed*: the paper was not readable here. The form is implied by the derived bound of
     :func:`bounded_dot_product_bound`, which makes it safe to use whatever the paper's exact constant is.
     """
-    w = _weights(weights)
-    n = positive_int("n_tokens", n_tokens)
-    r = positive_float("radius", radius)
-    a, m = _head_norms(w)
+    layer = _bounded_layer(layer, "attention.castin_bounded_dp")
+    n, r = layer.n_tokens, layer.radius
+    a, m = _head_norms(layer.weights)
     return round_up(float(np.sum(math.sqrt(3.0) * m * np.sqrt(a**2 * r**4 * (4 * n + 1) + n))))
+
+
+def _bounded_layer(layer, name: str) -> AttentionLayer:
+    layer = _layer(layer)
+    if not _dot_product_on_ball(layer):
+        raise InputError(f"layer: {name} needs dot-product attention on a bounded domain B_R^n, got {layer.describe()}")
+    return layer
+
+
+def _l2_layer(layer, name: str) -> AttentionLayer:
+    layer = _layer(layer)
+    if not _l2_tied(layer):
+        raise InputError(f"layer: {name} needs L2 attention with tied weights (W^Q = W^K), got {layer.describe()}")
+    return layer
 
 
 def _kim_phi_inverse(n_tokens: int) -> float:
@@ -196,18 +279,22 @@ def _kim_phi_inverse(n_tokens: int) -> float:
 
 @register(
     "attention.kim_l2_2norm",
+    norm="l2",
     kind="upper",
-    latex=r"\mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)\Big(\sum_h\|W^{Q,h}\|_2^2\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2",
     assumptions=("L2 self-attention", "tied query/key weights W^Q = W^K", "value X A_h W^{V,h}, A_h = W^Q W^{Q,T}/sqrt(D/H)"),
     source="Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.2 (recalled)",
     confidence="reconstructed",
     covers="L2 multi-head self-attention, any input (global), Frobenius norm",
-    notes="phi(x) = x e^{x+1}, phi^{-1}(N-1) = W_0((N-1)/e); D/H is the head dimension d_k. FALSIFIED here "
-    "in this recalled form (expected falsification in verification/test_attention.py): at N = 1 the layer is "
-    "the linear map x -> x A W^V W^O, whose norm carries ||W^Q||_2^2, not ||W^Q||_2; see "
+    notes="phi(x) = x e^{x+1}, phi^{-1}(N-1) = W_0((N-1)/e); D/H is the head dimension d_k. See "
     "attention.kim_l2_2norm_wq2 for the dimensionally consistent variant.",
+    expect="falsified",
+    refutation="N = 1 token, D = d_k = H = 1: the layer is the linear map x -> x A W^V W^O with A = (W^Q)^2, "
+    "so its constant |W^Q|^2 |W^V| |W^O| exceeds the recalled |W^Q| |W^V| |W^O| whenever |W^Q| > 1 (shrunk "
+    "counterexample W^Q = 2.04, W^V = -2.56, W^O = 0.42: exact 4.45 > 2.18; corpus attention.kim_l2_2norm)",
+    input_type=AttentionLayer,
+    applies=_l2_tied,
 )
-def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2", query_power: int = 1) -> float:
+def l2_attention_bound(layer: AttentionLayer) -> float:
     r"""Kim et al.'s global Lipschitz bound of L2 multi-head self-attention (tied :math:`W^Q=W^K`).
 
     L2 attention: :math:`P^h_{ij}\propto\exp\big(-\|x_i^\top W^{Q,h}-x_j^\top W^{Q,h}\|_2^2/\sqrt{D/H}\big)` and
@@ -215,8 +302,7 @@ def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2"
 
     ``norm="2"``:
 
-    .. math:: \mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)
-              \Big(\sum_h\|W^{Q,h}\|_2^2\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2
+    .. math:: \mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)\Big(\sum_h\|W^{Q,h}\|_2^2\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2
 
     ``norm="inf"`` (:math:`\ell_\infty` on the flattened input, induced matrix :math:`\infty`-norms):
 
@@ -244,8 +330,12 @@ def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2"
     it is :math:`\|W^Q\|_2^2\|W^V\|_2\|W^O\|_2/\sqrt{d_k}\ge\|A W^VW^O\|_2`, tight for :math:`D=d_k=1`.
     ``query_power`` applies to ``norm="2"`` only (the :math:`\infty` form already has two query factors).
     """
-    w = _weights(weights)
-    n = positive_int("n_tokens", n_tokens)
+    layer = _l2_layer(layer, "attention.kim_l2_2norm")
+    return _kim_l2(layer.weights, layer.n_tokens, "2", 1)
+
+
+def _kim_l2(w: AttentionWeights, n: int, norm: str = "2", query_power: int = 1) -> float:
+    """The recalled Kim et al. forms for validated arguments (see :func:`l2_attention_bound`)."""
     if norm not in ("2", "inf"):
         raise InputError(f"norm: expected '2' or 'inf', got {norm!r}")
     if query_power not in (1, 2) or isinstance(query_power, bool):
@@ -270,21 +360,24 @@ def l2_attention_bound(weights: AttentionWeights, n_tokens: int, norm: str = "2"
 
 @register(
     "attention.kim_l2_2norm_wq2",
+    norm="l2",
     kind="upper",
-    latex=r"\mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)\Big(\sum_h\|W^{Q,h}\|_2^4\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2",
     assumptions=("L2 self-attention", "tied query/key weights W^Q = W^K", "value X A_h W^{V,h}, A_h = W^Q W^{Q,T}/sqrt(D/H)"),
     source="variant of Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.2 "
     "(recalled form falsified here; ||W^{Q,h}||^4 restores the power the value path carries)",
     confidence="reconstructed",
     covers="L2 multi-head self-attention, any input (global), Frobenius norm",
     notes="Not a statement read in the paper: the recalled attention.kim_l2_2norm with ||W^{Q,h}||_2^2 replaced by "
-    "||W^{Q,h}||_2^4 (l2_attention_bound(query_power=2)); tested, not trusted.",
+    "||W^{Q,h}||_2^4 (query_power=2 in l2_attention_bound's docstring); tested, not trusted.",
+    input_type=AttentionLayer,
+    applies=_l2_tied,
+    tight=TightFamily("one token, D = d_k = H = 1 (the layer is linear: |W^Q|^2 |W^V| |W^O|)",
+                      "derived here (the refutation of attention.kim_l2_2norm)", ratio=1.0),
 )
-def l2_attention_bound_wq2(weights: AttentionWeights, n_tokens: int) -> float:
+def l2_attention_bound_wq2(layer: AttentionLayer) -> float:
     r"""The dimensionally consistent variant of Kim et al.'s 2-norm bound (``query_power=2``):
 
-    .. math:: \mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)
-              \Big(\sum_h\|W^{Q,h}\|_2^4\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2
+    .. math:: \mathrm{Lip}_2(F)\le\frac{\sqrt N}{\sqrt{D/H}}\big(4\phi^{-1}(N-1)+1\big)\Big(\sum_h\|W^{Q,h}\|_2^4\|W^{V,h}\|_2^2\Big)^{1/2}\|W^O\|_2
 
     *Reconstructed, and not read in any source.* Reasoning: the value path of L2 attention is
     :math:`P^hXA_hW^{V,h}` with :math:`A_h=W^{Q,h}W^{Q,h\top}/\sqrt{D/H}`, so every Jacobian term carries
@@ -296,47 +389,56 @@ def l2_attention_bound_wq2(weights: AttentionWeights, n_tokens: int) -> float:
     :math:`N=1`. At :math:`N=1` this variant is tight for :math:`D=d_k=1`. Whether it holds for :math:`N\ge2` is
     what the verification property tests (it is not proved here).
     """
-    return l2_attention_bound(weights, n_tokens, norm="2", query_power=2)
+    layer = _l2_layer(layer, "attention.kim_l2_2norm_wq2")
+    return _kim_l2(layer.weights, layer.n_tokens, "2", 2)
 
 
 # the inf-norm form is the same function with norm="inf"; registered under its own name
 @register(
     "attention.kim_l2_infnorm",
+    norm="linf",
     kind="upper",
-    latex=r"\mathrm{Lip}_\infty(F)\le\Big(4\phi^{-1}(N-1)+\tfrac1{\sqrt{D/H}}\Big)\|W^{O\top}\|_\infty\max_h\|W^{Q,h}\|_\infty\|W^{Q,h\top}\|_\infty\max_h\|W^{V,h\top}\|_\infty",
     assumptions=("L2 self-attention", "tied query/key weights W^Q = W^K", "l_inf norm on the flattened input"),
     source="Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.2 (recalled)",
     confidence="reconstructed",
     covers="L2 multi-head self-attention, any input (global), l_inf norm",
+    input_type=AttentionLayer,
+    applies=_l2_tied,
 )
-def l2_attention_inf_bound(weights: AttentionWeights, n_tokens: int) -> float:
-    """:func:`l2_attention_bound` with ``norm="inf"`` (registered separately as ``attention.kim_l2_infnorm``)."""
-    return l2_attention_bound(weights, n_tokens, norm="inf")
+def l2_attention_inf_bound(layer: AttentionLayer) -> float:
+    """:func:`l2_attention_bound` with ``norm="inf"`` (registered separately as ``attention.kim_l2_infnorm``).
+
+    .. math:: \\mathrm{Lip}_\\infty(F)\\le\\Big(4\\phi^{-1}(N-1)+\\tfrac1{\\sqrt{D/H}}\\Big)\\|W^{O\\top}\\|_\\infty\\max_h\\|W^{Q,h}\\|_\\infty\\|W^{Q,h\\top}\\|_\\infty\\max_h\\|W^{V,h\\top}\\|_\\infty
+    """
+    layer = _l2_layer(layer, "attention.kim_l2_infnorm")
+    return _kim_l2(layer.weights, layer.n_tokens, "inf", 1)
 
 
 @register(
     "attention.meanfield_w2",
+    norm="W2",
     kind="upper",
-    latex=r"W_2\big(F(\mu),F(\nu)\big)\le\sum_h\|M_h\|_2\big(1+3\|A_h\|_2R^2\big)e^{2\|A_h\|_2R^2}\,W_2(\mu,\nu)",
     assumptions=("mu, nu probability measures supported in the ball B_R", "no residual, no normalisation"),
     source="TopoLip (Chen, arXiv 2410.17628) Thm 3 as reconstructed in shared/research/topolip.md; "
     "cf. Castin, Ablin, Peyre 2024, Thm 3.5",
     confidence="reconstructed",
     covers="mean-field (measure) attention; finite token sets as uniform empirical measures",
+    input_type=AttentionLayer,
+    applies=_dot_product_on_ball,
 )
-def meanfield_w2_bound(weights: AttentionWeights, radius: float) -> float:
+def meanfield_w2_bound(layer: AttentionLayer) -> float:
     r"""Mean-field :math:`W_2` Lipschitz bound of attention on measures supported in :math:`B_R`.
 
-    .. math:: W_2\big(F(\mu),F(\nu)\big)\le\sum_h\|M_h\|_2\,(1+3\|A_h\|_2R^2)\,e^{2\|A_h\|_2R^2}\,W_2(\mu,\nu)
+    .. math:: W_2\big(F(\mu),F(\nu)\big)\le\sum_h\|M_h\|_2\big(1+3\|A_h\|_2R^2\big)e^{2\|A_h\|_2R^2}\,W_2(\mu,\nu)
 
     with :math:`F(\mu)=(\Gamma_\mu)_\#\mu`, :math:`\Gamma_\mu(x)=\int e^{x^\top Ay}M^\top y\,d\mu(y)/\int e^{x^\top Ay}d\mu(y)`.
     For a token matrix X, :math:`F(\mu_X)` is the uniform measure on the rows of :math:`\mathrm{SA}(X)`, so the
     bound applies to finite sets of any sizes. *Reconstructed*: the proof sketch is in shared/research
     (topolip.md, Thm 3); the multi-head sum is the triangle inequality. Returns ``inf`` on overflow.
     """
-    w = _weights(weights)
-    r = positive_float("radius", radius)
-    a, m = _head_norms(w)
+    layer = _bounded_layer(layer, "attention.meanfield_w2")
+    r = layer.radius
+    a, m = _head_norms(layer.weights)
     total = 0.0
     for ah, mh in zip(a, m):
         expo = 2.0 * ah * r * r
@@ -376,14 +478,15 @@ def _blowup_direction(a: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float]:
 
 @register(
     "attention.kim_dp_not_lipschitz",
+    norm="l2",
     kind="claim",
-    latex=r"\sup_{X\in\mathbb R^{n\times d}}\|J_{\mathrm{SA}}(X)\|_2=\infty\quad(n\ge2,\ A\ne0,\ \text{some }u: Au\ne0\ne M^\top u)",
     assumptions=("dot-product attention", "unbounded domain", "n >= 2"),
     source="Kim, Papamakarios, Mnih, The Lipschitz Constant of Self-Attention, ICML 2021, Thm 3.1",
     confidence="standard",
     covers="single-head dot-product attention",
     notes="Encoded as a witness family X_t with a certified lower bound c t^2 ||Au|| ||M^T u|| - ||M||/n on the "
     "local constant; the property checks the exact local constant at X_t against it.",
+    value=lambda w: w.lower_bound,
 )
 def dot_product_blowup_witness(weights: AttentionWeights, n_tokens: int, target: float) -> BlowupWitness:
     r"""Inputs :math:`X_t` on which single-head dot-product attention has local Lipschitz constant :math:`\ge` ``target``.
@@ -393,9 +496,10 @@ def dot_product_blowup_witness(weights: AttentionWeights, n_tokens: int, target:
     :math:`\partial\mathrm{SA}_1/\partial x_1 = M^\top\big(\tfrac1nI+\mathrm{Cov}_{\mathrm{unif}}(X)A^\top\big)`
     with :math:`\mathrm{Cov}=c\,t^2uu^\top`, :math:`c=\tfrac1n\sum_js_j^2-(\tfrac1n\sum_js_j)^2>0`, so
 
-    .. math:: \|J_{\mathrm{SA}}(X_t)\|_2\ \ge\ c\,t^2\,\|Au\|\,\|M^\top u\| - \|M\|_2/n \xrightarrow[t\to\infty]{}\infty .
+    .. math:: \sup_{X\in\mathbb R^{n\times d}}\|J_{\mathrm{SA}}(X)\|_2=\infty\quad(n\ge2,\ A\ne0,\ \text{some }u: Au\ne0\ne M^\top u)
 
-    ``t`` is chosen so that the right side equals ``target``; the returned ``lower_bound`` is rounded down.
+    witnessed by :math:`\|J_{\mathrm{SA}}(X_t)\|_2\ge c\,t^2\|Au\|\,\|M^\top u\|-\|M\|_2/n\to\infty` as
+    :math:`t\to\infty`. ``t`` is chosen so that the right side equals ``target``; the returned ``lower_bound`` is rounded down.
     """
     w = _weights(weights)
     if w.heads != 1:

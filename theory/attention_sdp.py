@@ -55,12 +55,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .validate import InputError, positive_float, positive_int
-from .attention import AttentionWeights, bounded_dot_product_bound
+from .attention import AttentionLayer, _bounded_dp
 from .numerics import round_up, spectral_norm
+from .certified_solve import solve_and_certify
 from .registry import register
 
 __all__ = ["variance_cap", "psi_max", "bilinear_sup_bound", "AttentionSDPResult", "attention_sdp_bound",
-           "attention_sdp_details"]
+           "AttentionLayer"]
 
 
 def variance_cap(q: float) -> float:
@@ -108,27 +109,29 @@ def bilinear_sup_bound(m: np.ndarray, a: np.ndarray, solver: str = "CVXOPT") -> 
     s, t = cp.Variable(), cp.Variable(nonneg=True)
     lmi = cp.bmat([[2 * s * np.eye(d) - t * mmt, a.T], [a, t * np.eye(d)]])
     prob = cp.Problem(cp.Minimize(s), [(lmi + lmi.T) / 2 >> 0])
-    t_val = na / nm  # the balancing t of the product bound ||M|| ||A||
-    try:
-        prob.solve(solver=solver)
-        if prob.status in ("optimal", "optimal_inaccurate") and t.value is not None and float(t.value) > 0:
-            t_val = float(t.value)
-    except cp.error.SolverError:
-        pass
-    # a few golden-section steps in log t from the proposal (any t is sound; this only tightens)
-    best_t, best = t_val, _half_lmax(mmt, ata, t_val)
-    lo, hi = math.log(t_val) - 0.5, math.log(t_val) + 0.5
-    for _ in range(30):
-        m1, m2 = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
-        f1, f2 = _half_lmax(mmt, ata, math.exp(m1)), _half_lmax(mmt, ata, math.exp(m2))
-        for tt, ff in ((math.exp(m1), f1), (math.exp(m2), f2)):
-            if ff < best:
-                best_t, best = tt, ff
-        if f1 < f2:
-            hi = m2
-        else:
-            lo = m1
-    return round_up(min(best, nm * na)), best_t
+    balanced = na / nm  # the balancing t of the product bound ||M|| ||A||
+
+    def certify(values):
+        t_val = float(values["t"])
+        t_val = t_val if math.isfinite(t_val) and t_val > 0 else balanced
+        # a few golden-section steps in log t from the proposal (any t is sound; this only tightens)
+        best_t, best = t_val, _half_lmax(mmt, ata, t_val)
+        lo, hi = math.log(t_val) - 0.5, math.log(t_val) + 0.5
+        for _ in range(30):
+            m1, m2 = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
+            f1, f2 = _half_lmax(mmt, ata, math.exp(m1)), _half_lmax(mmt, ata, math.exp(m2))
+            for tt, ff in ((math.exp(m1), f1), (math.exp(m2), f2)):
+                if ff < best:
+                    best_t, best = tt, ff
+            if f1 < f2:
+                hi = m2
+            else:
+                lo = m1
+        return round_up(min(best, nm * na)), {"t": best_t}
+
+    cert = solve_and_certify(prob, {"s": s, "t": t}, certify, solver=solver,
+                             fallback=lambda: {"s": np.array(math.nan), "t": np.array(balanced)})
+    return cert.value, cert.checks["t"]
 
 
 @dataclass
@@ -143,14 +146,29 @@ class AttentionSDPResult:
         return asdict(self)
 
 
-def attention_sdp_details(weights: AttentionWeights, n_tokens: int, radius: float,
-                          solver: str = "CVXOPT") -> AttentionSDPResult:
-    """The bound of :func:`attention_sdp_bound` with its per-head terms and the analytic bound for comparison."""
-    if not isinstance(weights, AttentionWeights):
-        raise InputError(f"weights: expected AttentionWeights (use AttentionWeights.from_arrays), "
-                              f"got {type(weights).__name__}")
-    n = positive_int("n_tokens", n_tokens)
-    r = positive_float("radius", radius)
+@register(
+    "attention.sdp_bounded_dp",
+    norm="l2",
+    kind="upper",
+    assumptions=("every token in the ball of radius R", "finite n", "no mask"),
+    source="derived in boundlab (theory/attention_sdp.py): covariance/concentration relaxation + S-procedure SDP",
+    confidence="derived",
+    covers="dot-product multi-head attention on B_R^n, Frobenius norm",
+    notes="Never above attention.bounded_dp; SDP multiplier t re-evaluated in float64, so any solver output is sound.",
+    input_type=AttentionLayer,
+    applies=lambda layer: layer.attention == "dot_product" and layer.bounded,
+    value=lambda res: res.bound,
+)
+def attention_sdp_bound(layer: AttentionLayer, solver: str = "CVXOPT") -> AttentionSDPResult:
+    r"""Certified convex-optimisation upper bound on :math:`\mathrm{Lip}_2` of dot-product attention on :math:`B_R^n`
+    (the derivation is in the module docstring); ``details`` hold the per-head terms and the analytic bound.
+
+    .. math:: \mathrm{Lip}_2(\mathrm{MHA}|_{B_R^n})\le\sum_h\|M_h\|_2\sqrt{n\Psi(\|A_h\|_2R^2)}+R^2\min_{t>0}\tfrac12\lambda_{\max}(tM_hM_h^\top+A_h^\top A_h/t)
+    """
+    if not isinstance(layer, AttentionLayer) or not (layer.attention == "dot_product" and layer.bounded):
+        raise InputError("layer: attention.sdp_bounded_dp needs an AttentionLayer of dot-product attention on a "
+                         f"bounded domain, got {getattr(layer, 'describe', lambda: type(layer).__name__)()}")
+    weights, n, r = layer.weights, layer.n_tokens, layer.radius
     heads, total = [], 0.0
     for a, m in zip(weights.logit_matrices(), weights.value_output_matrices()):
         na, nm = spectral_norm(a), spectral_norm(m)
@@ -161,21 +179,4 @@ def attention_sdp_details(weights: AttentionWeights, n_tokens: int, radius: floa
         heads.append({"norm_A": na, "norm_M": nm, "rho": rho, "psi": psi, "kappa": kappa, "t": t,
                       "kappa_over_product": kappa / (na * nm) if na * nm > 0 else 0.0, "bound": term})
         total += term
-    return AttentionSDPResult(round_up(total), bounded_dot_product_bound(weights, n, r), heads)
-
-
-@register(
-    "attention.sdp_bounded_dp",
-    kind="upper",
-    latex=r"\mathrm{Lip}_2(\mathrm{MHA}|_{B_R^n})\le\sum_h\|M_h\|_2\sqrt{n\Psi(\|A_h\|_2R^2)}"
-          r"+R^2\min_{t>0}\tfrac12\lambda_{\max}(tM_hM_h^\top+A_h^\top A_h/t)",
-    assumptions=("every token in the ball of radius R", "finite n", "no mask"),
-    source="derived in boundlab (theory/attention_sdp.py): covariance/concentration relaxation + S-procedure SDP",
-    confidence="derived",
-    covers="dot-product multi-head attention on B_R^n, Frobenius norm",
-    notes="Never above attention.bounded_dp; SDP multiplier t re-evaluated in float64, so any solver output is sound.",
-)
-def attention_sdp_bound(weights: AttentionWeights, n_tokens: int, radius: float, solver: str = "CVXOPT") -> float:
-    r"""Certified convex-optimisation upper bound on :math:`\mathrm{Lip}_2` of dot-product attention on :math:`B_R^n`
-    (the derivation is in the module docstring)."""
-    return attention_sdp_details(weights, n_tokens, radius, solver).bound
+    return AttentionSDPResult(round_up(total), _bounded_dp(weights, n, r), heads)

@@ -64,8 +64,8 @@ def neighbour_distances(points, k: int) -> np.ndarray:
 
 @register(
     "compactness.twonn_scale_invariant",
+    norm="none",
     kind="claim",
-    latex=r"\hat d_{\mathrm{TwoNN}}(cXQ+t)=\hat d_{\mathrm{TwoNN}}(X),\quad \hat d=N\Big/\sum_i\ln\frac{r_2(x_i)}{r_1(x_i)}",
     assumptions=("c > 0, Q orthogonal, t a translation", "no duplicate points"),
     source="Facco, d'Errico, Rodriguez, Laio, Sci. Rep. 2017 (estimator); invariance standard (ratios of distances)",
     confidence="standard",
@@ -73,7 +73,10 @@ def neighbour_distances(points, k: int) -> np.ndarray:
 )
 def twonn_dimension(points, discard: float = 0.0) -> float:
     r"""TwoNN intrinsic dimension :math:`\hat d=N'/\sum_i\ln\mu_i`, :math:`\mu_i=r_2/r_1`, after dropping the
-    ``discard`` fraction of largest :math:`\mu` (0 = the plain MLE)."""
+    ``discard`` fraction of largest :math:`\mu` (0 = the plain MLE).
+
+    .. math:: \hat d_{\mathrm{TwoNN}}(cXQ+t)=\hat d_{\mathrm{TwoNN}}(X),\quad \hat d=N\Big/\sum_i\ln\frac{r_2(x_i)}{r_1(x_i)}
+    """
     dist = neighbour_distances(points, 2)
     discard = positive_float("discard", discard, allow_zero=True)
     if discard >= 1:
@@ -88,8 +91,8 @@ def twonn_dimension(points, discard: float = 0.0) -> float:
 
 @register(
     "compactness.mle_scale_invariant",
+    norm="none",
     kind="claim",
-    latex=r"\hat m_k(cXQ+t)=\hat m_k(X),\quad\hat m_k(x)=\Big[\tfrac1{k-1}\sum_{j<k}\ln\tfrac{T_k(x)}{T_j(x)}\Big]^{-1}",
     assumptions=("c > 0, Q orthogonal, t a translation", "no duplicate points", "2 <= k < N"),
     source="Levina & Bickel, Maximum Likelihood Estimation of Intrinsic Dimension, NIPS 2004 (estimator); "
     "invariance standard",
@@ -97,7 +100,10 @@ def twonn_dimension(points, discard: float = 0.0) -> float:
     covers="Levina-Bickel kNN MLE intrinsic dimension of a finite point cloud",
 )
 def levina_bickel_dimension(points, k: int = 10, average: str = "mean") -> float:
-    r"""Levina–Bickel MLE with k neighbours, averaged over points (``"mean"``) or by mean inverse (``"inverse"``)."""
+    r"""Levina–Bickel MLE with k neighbours, averaged over points (``"mean"``) or by mean inverse (``"inverse"``).
+
+    .. math:: \hat m_k(cXQ+t)=\hat m_k(X),\quad\hat m_k(x)=\Big[\tfrac1{k-1}\sum_{j<k}\ln\tfrac{T_k(x)}{T_j(x)}\Big]^{-1}
+    """
     k = positive_int("k", k, minimum=2)
     choice("average", average, ("mean", "inverse"))
     dist = neighbour_distances(points, k)

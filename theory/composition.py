@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .validate import InputError, as_real_array, positive_float, positive_int
-from .attention import AttentionWeights, bounded_dot_product_bound
-from .convolution import circular_spectral_norm, zero_padded_upper_bound
+from .attention import AttentionLayer, AttentionWeights, bounded_dot_product_bound
+from .convolution import ConvLayer, circular_spectral_norm, zero_padded_upper
 from .numerics import round_up, spectral_norm
 from .registry import register
 
@@ -41,14 +41,17 @@ __all__ = [
 
 @register(
     "composition.product",
+    norm="l2",
     kind="upper",
-    latex=r"\mathrm{Lip}(f_L\circ\cdots\circ f_1)\le\prod_{\ell}\mathrm{Lip}(f_\ell)",
     assumptions=("each f_l Lipschitz on the image of the previous layers",),
     source="standard",
     confidence="standard",
 )
 def product_bound(constants: Sequence[float]) -> float:
-    r"""Product rule :math:`\mathrm{Lip}(f_L\circ\dots\circ f_1)\le\prod_\ell L_\ell`, rounded outward."""
+    r"""Product rule :math:`\mathrm{Lip}(f_L\circ\dots\circ f_1)\le\prod_\ell L_\ell`, rounded outward.
+
+    .. math:: \mathrm{Lip}(f_L\circ\cdots\circ f_1)\le\prod_{\ell}\mathrm{Lip}(f_\ell)
+    """
     vals = [positive_float(f"constants[{i}]", c, allow_zero=True) for i, c in enumerate(constants)]
     if not vals:
         raise InputError("constants: expected at least one constant")
@@ -60,21 +63,24 @@ def product_bound(constants: Sequence[float]) -> float:
 
 @register(
     "composition.residual",
+    norm="l2",
     kind="upper",
-    latex=r"\mathrm{Lip}(x\mapsto x+g(x))\le1+\mathrm{Lip}(g)",
     assumptions=("g Lipschitz",),
     source="standard",
     confidence="standard",
 )
 def residual_bound(branch: float) -> float:
-    r""":math:`\mathrm{Lip}(x+g(x))\le 1+\mathrm{Lip}(g)`."""
+    r""":math:`\mathrm{Lip}(x+g(x))\le 1+\mathrm{Lip}(g)`.
+
+    .. math:: \mathrm{Lip}(x\mapsto x+g(x))\le1+\mathrm{Lip}(g)
+    """
     return round_up(1.0 + positive_float("branch", branch, allow_zero=True))
 
 
 @register(
     "composition.layernorm",
+    norm="l2",
     kind="upper",
-    latex=r"\mathrm{Lip}_2(\mathrm{LN})\le\|\gamma\|_\infty/\sqrt{\epsilon}",
     assumptions=("LN(x) = gamma * (x - mean) / sqrt(var + eps) + beta, biased variance", "eps > 0"),
     source="standard; Castin, Ablin, Peyre 2024 (attained at constant inputs)",
     confidence="derived",
@@ -82,6 +88,8 @@ def residual_bound(branch: float) -> float:
 )
 def layernorm_lipschitz(gamma, eps: float) -> float:
     r"""Global Lipschitz constant bound of LayerNorm, :math:`\|\gamma\|_\infty/\sqrt\epsilon`.
+
+    .. math:: \mathrm{Lip}_2(\mathrm{LN})\le\|\gamma\|_\infty/\sqrt{\epsilon}
 
     The Jacobian is :math:`\mathrm{diag}(\gamma)\,(I-\mathbf 1\mathbf 1^\top/d-yy^\top/d)/s` with
     :math:`s=\sqrt{\mathrm{var}(x)+\epsilon}\ge\sqrt\epsilon` and :math:`y\perp\mathbf 1`, :math:`\|y\|^2\le d`, so the
@@ -103,14 +111,17 @@ def layernorm_output_radius(gamma, beta) -> float:
 
 @register(
     "composition.batchnorm_eval",
+    norm="l2",
     kind="exact",
-    latex=r"\mathrm{Lip}_2(\mathrm{BN}_{\mathrm{eval}})=\max_c|\gamma_c|/\sqrt{\mathrm{var}_c+\epsilon}",
     assumptions=("inference mode (running statistics)",),
     source="standard (a per-channel affine map)",
     confidence="standard",
 )
 def batchnorm_eval_lipschitz(gamma, running_var, eps: float) -> float:
-    r"""Exact Lipschitz constant of eval-mode BatchNorm, :math:`\max_c|\gamma_c|/\sqrt{\mathrm{var}_c+\epsilon}` (rounded up)."""
+    r"""Exact Lipschitz constant of eval-mode BatchNorm, :math:`\max_c|\gamma_c|/\sqrt{\mathrm{var}_c+\epsilon}` (rounded up).
+
+    .. math:: \mathrm{Lip}_2(\mathrm{BN}_{\mathrm{eval}})=\max_c|\gamma_c|/\sqrt{\mathrm{var}_c+\epsilon}
+    """
     g = as_real_array("gamma", gamma, ndim=1)
     v = as_real_array("running_var", running_var, ndim=1)
     if v.shape != g.shape:
@@ -148,7 +159,7 @@ def relu(name: str = "relu") -> LayerBound:
 
 def layernorm(gamma, beta, eps: float, name: str = "layernorm") -> LayerBound:
     """Per-token LayerNorm: :func:`layernorm_lipschitz`, output radius :func:`layernorm_output_radius`."""
-    lip = layernorm_lipschitz(gamma, eps)
+    lip = layernorm_lipschitz(gamma, eps).value
     rad = layernorm_output_radius(gamma, beta)
     return LayerBound(name, lambda r: lip, lambda r: rad)
 
@@ -162,17 +173,21 @@ def attention(weights: AttentionWeights, n_tokens: int, name: str = "attention")
     def lip(r: float) -> float:
         if not math.isfinite(r):
             raise InputError(f"{name}: attention needs a bounded input radius (put a LayerNorm before it)")
-        return bounded_dot_product_bound(weights, n, r)
+        return bounded_dot_product_bound(AttentionLayer.create(weights, n, r)).value
 
     return LayerBound(name, lip, lambda r: round_up(mnorm * r))
 
 
-def conv2d(kernel, input_size, padding="circular", name: str = "conv2d") -> LayerBound:
-    """A convolution (circular: exact value rounded up; zeros: :func:`zero_padded_upper_bound`); radius untracked."""
-    if padding == "circular":
-        val = round_up(circular_spectral_norm(kernel, input_size))
+def conv2d(layer: ConvLayer, name: str = "conv2d") -> LayerBound:
+    """A convolution layer: circular stride 1, the exact value rounded up (a stride only sub-samples, so the same
+    value bounds strided circular layers); zero padding: :func:`theory.convolution.zero_padded_upper`. The radius
+    is not tracked (conv stacks are globally Lipschitz)."""
+    if not isinstance(layer, ConvLayer):
+        raise InputError(f"layer: expected a ConvLayer, got {type(layer).__name__}")
+    if layer.padding_mode == "circular":
+        val = round_up(circular_spectral_norm(layer.kernel, layer.input_size))
     else:
-        val = zero_padded_upper_bound(kernel, input_size, padding=padding)
+        val = zero_padded_upper(layer).value
     return LayerBound(name, lambda r: val, lambda r: math.inf)
 
 
@@ -182,7 +197,7 @@ def residual(*branch: LayerBound, name: str = "residual") -> LayerBound:
         raise InputError("branch: expected at least one layer")
 
     def lip(r: float) -> float:
-        return residual_bound(network_bound(branch, r)[0])
+        return residual_bound(network_bound(branch, r).value).value
 
     def rad(r: float) -> float:
         rr = r
@@ -195,14 +210,18 @@ def residual(*branch: LayerBound, name: str = "residual") -> LayerBound:
 
 @register(
     "composition.network",
+    norm="l2",
     kind="upper",
-    latex=r"\mathrm{Lip}(f_L\circ\dots\circ f_1|_{B_{R_0}})\le\prod_\ell L_\ell(R_{\ell-1}),\ R_\ell=\rho_\ell(R_{\ell-1})",
     assumptions=("per-token input radius R_0 (inf for globally Lipschitz stacks)",),
     source="standard composition rules; radius propagation derived here",
     confidence="derived",
+    value=lambda res: res[0],
 )
 def network_bound(layers: Sequence[LayerBound], input_radius: float = math.inf) -> tuple[float, list[dict]]:
-    """Upper bound for a chain of :class:`LayerBound`; returns ``(bound, per-layer table)``."""
+    """Upper bound for a chain of :class:`LayerBound`; returns ``(bound, per-layer table)``.
+
+    .. math:: \\mathrm{Lip}(f_L\\circ\\dots\\circ f_1|_{B_{R_0}})\\le\\prod_\\ell L_\\ell(R_{\\ell-1}),\\ R_\\ell=\\rho_\\ell(R_{\\ell-1})
+    """
     if not layers:
         raise InputError("layers: expected at least one layer")
     if not (isinstance(input_radius, (int, float)) and (input_radius > 0)):
@@ -215,4 +234,4 @@ def network_bound(layers: Sequence[LayerBound], input_radius: float = math.inf) 
         table.append({"layer": layer.name, "radius_in": r, "lipschitz": c, "radius_out": r_out})
         consts.append(c)
         r = r_out
-    return product_bound(consts), table
+    return product_bound(consts).value, table

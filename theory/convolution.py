@@ -2,25 +2,28 @@ r"""Lipschitz constants (spectral norms) of 2-D multichannel convolutions.
 
 Conventions
 -----------
-* ``kernel`` has the PyTorch layout ``(c_out, c_in, k_h, k_w)`` and the layer computes the cross-correlation
-  :math:`y_{o,p} = \sum_{i,u} W_{o,i,u}\, x_{i, p+u}` (flipping a kernel does not change any singular value).
+* A layer is a :class:`ConvLayer`, validated once: ``kernel`` in the PyTorch layout ``(c_out, c_in, k_h, k_w)``,
+  the input size ``(h, w)``, the padding (``circular``, or zero padding of given amounts per side, PyTorch's
+  ``padding=P``) and the stride. The layer computes the cross-correlation
+  :math:`y_{o,p} = \sum_{i,u} W_{o,i,u}\, x_{i, sp+u-\mathrm{pad}}` (flipping a kernel changes no singular value).
 * The Lipschitz constant is taken in the Euclidean norm of the flattened tensors, i.e. the spectral norm
   :math:`\|T_W\|_2` of the linear map :math:`T_W`; a bias does not change it.
-* ``input_size`` is ``n`` or ``(h, w)``, the spatial size of the input.
+* Circular padding means the periodic convolution on the :math:`h\times w` grid (output :math:`h\times w` at
+  stride 1), the layer of Sedghi et al.; PyTorch's ``padding_mode="circular"`` with total padding
+  :math:`k-1` per axis.
 
-What each function covers
--------------------------
-=================================  ====================  ==================  =======================
-function                           padding               stride              value
-=================================  ====================  ==================  =======================
-``circular_spectral_norm``         circular              1                   exact
-``circular_singular_values``       circular              1                   exact (all of them)
-``zero_padded_upper_bound``        zeros, any p < k      any (see below)     upper bound
-``kernel_matrix_bound``            any                   any                 upper bound
-``four_reshape_bound``             any                   any                 upper bound
-``gram_iteration_bound``           circular; zeros via   any                 upper bound
-                                   ``grid`` = n + p
-=================================  ====================  ==================  =======================
+What each registered bound covers (``Bound.applies`` tests it on the layer)
+---------------------------------------------------------------------------
+===============================  =========================  ========  ===========
+bound                            padding                    stride    value
+===============================  =========================  ========  ===========
+``conv.circular_exact``          circular                   1         exact
+``conv.circular_singular_values`` circular                  1         exact (all)
+``conv.zero_padded_upper``       zeros, any 0 <= p <= k-1   any       upper bound
+``conv.gram_iteration``          any                        any       upper bound
+``conv.kernel_matrix``           any                        any       upper bound
+``conv.singla_four_reshape``     any                        any       upper bound
+===============================  =========================  ========  ===========
 
 A strided convolution is a stride-1 convolution followed by sub-sampling, a coordinate projection of norm 1, so
 every stride-1 *upper* bound is also an upper bound for any stride (loose by up to the sub-sampling factor).
@@ -29,25 +32,32 @@ every stride-1 *upper* bound is also an upper bound for any stride (loose by up 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 import scipy.linalg
 
 from .validate import InputError, as_real_array, pair_of_ints, positive_int
-from .numerics import round_up, spectral_norm
-from .registry import register
+from .numerics import UNIT_ROUNDOFF, round_up, spectral_norm
+from .registry import TightFamily, register
 
 __all__ = [
+    "ConvLayer",
+    "conv_output_size",
     "kernel_matrix",
     "circular_frequency_blocks",
     "circular_singular_values",
     "circular_spectral_norm",
-    "zero_padded_upper_bound",
+    "zero_padded_upper",
     "kernel_matrix_bound",
     "four_reshape_bound",
     "gram_iteration_bound",
     "conv_matrix",
+    "conv_chain",
+    "circular_exact",
+    "circular_spectrum",
+    "zero_padded_upper",
 ]
 
 
@@ -64,6 +74,128 @@ def _grid(kernel: np.ndarray, input_size, name: str = "input_size") -> tuple[int
             f"{name}: the kernel ({kh}x{kw}) must fit in the input grid, got {h}x{w}"
         )
     return h, w
+
+
+def conv_output_size(size: int, kernel_size: int, pad_before: int, pad_after: int, stride: int) -> int:
+    r"""Output length of a convolution along one axis, :math:`\lfloor(n+p_{before}+p_{after}-k)/s\rfloor+1`
+    (PyTorch's formula; the one place boundlab computes it)."""
+    return (size + pad_before + pad_after - kernel_size) // stride + 1
+
+
+@dataclass(frozen=True, eq=False)
+class ConvLayer:
+    """One convolution layer as every conv bound sees it, validated once by :meth:`create`.
+
+    ``kernel``: ``(c_out, c_in, k_h, k_w)`` float64; ``input_size``: ``(h, w)``; ``padding_mode``: ``"circular"``
+    or ``"zeros"``; ``padding``: ``(top, bottom, left, right)`` amounts; ``stride``: one stride for both axes.
+    """
+
+    kernel: np.ndarray
+    input_size: tuple[int, int]
+    padding_mode: str
+    padding: tuple[int, int, int, int]
+    stride: int = 1
+
+    @classmethod
+    def create(cls, kernel, input_size, padding="circular", stride: int = 1) -> "ConvLayer":
+        """Validate a layer.
+
+        ``padding``: ``"circular"`` (periodic convolution on the grid); ``"same"`` (zero padding
+        :math:`\\lfloor(k-1)/2\\rfloor` before and the rest after, output size n at stride 1); an int P or a pair
+        ``(P_h, P_w)`` (zero padding P on both sides of the axis: PyTorch's ``nn.Conv2d(padding=P)``); or four
+        amounts ``(top, bottom, left, right)``. Zero-padding amounts must satisfy :math:`0\\le P\\le k-1` (a
+        larger amount only adds outputs that see nothing but padding).
+        """
+        k = as_real_array("kernel", kernel, ndim=4)
+        h, w = pair_of_ints("input_size", input_size)
+        stride = positive_int("stride", stride)
+        kh, kw = k.shape[2:]
+        if isinstance(padding, str):
+            if padding == "circular":
+                if kh > h or kw > w:
+                    raise InputError(f"input_size: circular padding needs the kernel ({kh}x{kw}) to fit in the "
+                                     f"grid, got {h}x{w}")
+                pads = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+                mode = "circular"
+            elif padding == "same":
+                pads = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+                mode = "zeros"
+            else:
+                raise InputError(f"padding: expected 'circular', 'same', an amount P or (P_h, P_w) or "
+                                 f"(top, bottom, left, right), got {padding!r}")
+        else:
+            try:
+                items = tuple(padding) if not isinstance(padding, (int, np.integer)) else (padding,)
+            except TypeError:
+                raise InputError(f"padding: expected 'circular', 'same' or zero-padding amounts, got {padding!r}") \
+                    from None
+            if len(items) == 1:
+                items = items * 2
+            if len(items) == 2:
+                items = (items[0], items[0], items[1], items[1])
+            if len(items) != 4:
+                raise InputError(f"padding: expected 1, 2 or 4 amounts, got {padding!r}")
+            pads = tuple(positive_int(f"padding[{i}]", v, minimum=0) for i, v in enumerate(items))
+            mode = "zeros"
+            if max(pads[:2]) > kh - 1 or max(pads[2:]) > kw - 1:
+                raise InputError(f"padding: expected 0 <= P <= k - 1 per axis (kernel {kh}x{kw}), got "
+                                 f"(top, bottom, left, right) = {pads}")
+        ho = conv_output_size(h, kh, pads[0], pads[1], stride)
+        wo = conv_output_size(w, kw, pads[2], pads[3], stride)
+        if ho < 1 or wo < 1:
+            raise InputError(f"input_size: {h}x{w} is too small for kernel {kh}x{kw} with padding {pads}")
+        return cls(np.ascontiguousarray(k), (h, w), mode, pads, stride)
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return int(self.kernel.shape[2]), int(self.kernel.shape[3])
+
+    @property
+    def channels(self) -> tuple[int, int]:
+        """``(c_in, c_out)``."""
+        return int(self.kernel.shape[1]), int(self.kernel.shape[0])
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        (h, w), (kh, kw), p = self.input_size, self.kernel_size, self.padding
+        return (conv_output_size(h, kh, p[0], p[1], self.stride), conv_output_size(w, kw, p[2], p[3], self.stride))
+
+    @property
+    def torch_padding(self) -> tuple[int, int, int, int]:
+        """The amounts in ``torch.nn.functional.pad`` order ``(left, right, top, bottom)``."""
+        t, b, l, r = self.padding
+        return (l, r, t, b)
+
+    def zero_grid(self) -> tuple[int, int]:
+        r"""The circular grid :math:`m=n+\max(p_{before},p_{after})` per axis (at least the kernel size) on which
+        the zero-padded layer is a crop of the circular convolution (:func:`zero_padded_upper`)."""
+        (h, w), (kh, kw), p = self.input_size, self.kernel_size, self.padding
+        return max(h + max(p[0], p[1]), kh), max(w + max(p[2], p[3]), kw)
+
+    def describe(self) -> str:
+        if self.padding_mode == "circular":
+            pad = "circular padding"
+        else:
+            t, b, l, r = self.padding
+            pad = f"zero padding {t}" if len({t, b, l, r}) == 1 else f"zero padding (t, b, l, r) = {self.padding}"
+        return (f"conv {tuple(self.kernel.shape)} on {self.input_size[0]}x{self.input_size[1]}, {pad}, "
+                f"stride {self.stride}")
+
+    def summary(self) -> dict:
+        return {"kernel_shape": list(self.kernel.shape), "input_size": list(self.input_size),
+                "padding_mode": self.padding_mode, "padding": list(self.padding), "stride": self.stride,
+                "output_size": list(self.output_size)}
+
+
+def _layer(layer) -> ConvLayer:
+    if not isinstance(layer, ConvLayer):
+        raise InputError(f"layer: expected a ConvLayer (ConvLayer.create(kernel, input_size, padding, stride)), "
+                         f"got {type(layer).__name__}")
+    return layer
+
+
+def _circular_stride1(layer: ConvLayer) -> bool:
+    return layer.padding_mode == "circular" and layer.stride == 1
 
 
 def kernel_matrix(kernel) -> np.ndarray:
@@ -84,19 +216,10 @@ def circular_frequency_blocks(kernel, input_size) -> np.ndarray:
     return scipy.fft.rfft2(np.ascontiguousarray(k.transpose(2, 3, 0, 1)), s=(h, w), axes=(0, 1), workers=-1)
 
 
-@register(
-    "conv.circular_singular_values",
-    kind="exact",
-    latex=r"\sigma(T_W) = \bigcup_{\omega\in\{0..n-1\}^2}\sigma\big(\hat W(\omega)\big)",
-    assumptions=("circular padding", "stride 1", "kernel fits in the grid"),
-    source="Sedghi, Gupta, Long, The Singular Values of Convolutional Layers, ICLR 2019, Thm 6",
-    confidence="standard",
-    covers="circular padding, stride 1",
-)
 def circular_singular_values(kernel, input_size) -> np.ndarray:
     r"""All singular values of the circular convolution, sorted in decreasing order.
 
-    .. math:: \sigma(T_W) = \bigcup_{\omega}\sigma\big(\hat W(\omega)\big)
+    .. math:: \sigma(T_W) = \bigcup_{\omega\in\{0..n-1\}^2}\sigma\big(\hat W(\omega)\big)
 
     with multiplicity (the conjugate half of the spectrum is restored). Exact up to float64 rounding.
 
@@ -129,7 +252,6 @@ def _gram_frobenius_bound(b: np.ndarray, n_iter: int) -> np.ndarray:
     return np.exp(logs)
 
 
-_UNIT_ROUNDOFF = 2.0**-53
 
 
 _THREADPOOLS: list = []
@@ -225,8 +347,8 @@ def _circular_norm_pruned(k: np.ndarray, h: int, w: int) -> tuple[float, dict]:
     trace = cos_t @ np.trace(sym, axis1=1, axis2=2)
     # rounding budget (docstring): ||G_hat - G||_2 <= eps_g, Cholesky backward error factor n * gamma_c
     n_delta = (2 * k.shape[2] - 1) * (2 * k.shape[3] - 1)
-    eps_g = 2.0 * n_delta * ((inner + 2) * _UNIT_ROUNDOFF * 1.01 + 64 * _UNIT_ROUNDOFF) * fro2
-    gamma_c = 8 * (n + 1) * _UNIT_ROUNDOFF / (1 - 8 * (n + 1) * _UNIT_ROUNDOFF)
+    eps_g = 2.0 * n_delta * ((inner + 2) * UNIT_ROUNDOFF * 1.01 + 64 * UNIT_ROUNDOFF) * fro2
+    gamma_c = 8 * (n + 1) * UNIT_ROUNDOFF / (1 - 8 * (n + 1) * UNIT_ROUNDOFF)
     # the columns w2 = 0 and w2 = w/2 of the half-spectrum hold conjugate pairs (w1, w2) ~ (h - w1, w2), whose
     # blocks are complex conjugates (same singular values): keep one of each (w1 <= h/2)
     w1_idx, w2_idx = np.divmod(np.arange(nblk), w // 2 + 1)
@@ -253,19 +375,10 @@ def _circular_norm_pruned(k: np.ndarray, h: int, w: int) -> tuple[float, dict]:
     return math.sqrt(best), stats
 
 
-@register(
-    "conv.circular_exact",
-    kind="exact",
-    latex=r"\|T_W\|_2 = \max_{\omega\in\{0..n-1\}^2}\sigma_{\max}\big(\hat W(\omega)\big)",
-    assumptions=("circular padding", "stride 1", "kernel fits in the grid"),
-    source="Sedghi, Gupta, Long, The Singular Values of Convolutional Layers, ICLR 2019",
-    confidence="standard",
-    covers="circular padding, stride 1",
-)
 def circular_spectral_norm(kernel, input_size, method: str = "auto") -> float:
     r"""Exact spectral norm of the circular convolution on an ``input_size`` grid.
 
-    .. math:: \|T_W\|_2 = \max_{\omega}\sigma_{\max}\big(\hat W(\omega)\big)
+    .. math:: \|T_W\|_2 = \max_{\omega\in\{0..n-1\}^2}\sigma_{\max}\big(\hat W(\omega)\big)
 
     (Sedghi et al. 2019). Only the half-spectrum of ``rfft2`` is needed: for a real kernel
     :math:`\hat W(-\omega)=\overline{\hat W(\omega)}` has the same singular values. Returns the float64 value, not
@@ -339,63 +452,42 @@ def circular_spectral_norm(kernel, input_size, method: str = "auto") -> float:
     return float(np.linalg.svd(flat, compute_uv=False)[:, 0].max())
 
 
-def _padding(kernel: np.ndarray, padding) -> tuple[int, int]:
-    kh, kw = kernel.shape[2:]
-    if padding == "same":
-        return kh // 2, kw // 2
-    ph, pw = pair_of_ints("padding", padding, minimum=0)
-    if ph > kh - 1 or pw > kw - 1:
-        raise InputError(f"padding: expected 0 <= padding <= kernel size - 1 = {(kh - 1, kw - 1)}, got {(ph, pw)}")
-    return ph, pw
-
-
-@register(
-    "conv.zero_padded_upper",
-    kind="upper",
-    latex=r"\|T^{\mathrm{zero}}_{W,p}\|_2 \le \max_{\omega\in\{0..m-1\}^2}\sigma_{\max}\big(\hat W(\omega)\big),\quad m = n + p",
-    assumptions=("zero padding p <= k - 1 on each side", "any stride (sub-sampling has norm 1)"),
-    source="derived: zero-padded conv = crop o circular conv on an (n+p)-grid o zero-embedding",
-    confidence="derived",
-    covers="zero padding (any p <= k-1), any stride",
-)
-def zero_padded_upper_bound(kernel, input_size, padding="same") -> float:
-    r"""Sound upper bound on the spectral norm of a zero-padded convolution.
-
-    .. math:: \|T^{\mathrm{zero}}_{W,p}\|_2 \le \|C_{W}^{(m)}\|_2, \qquad m = n + p,
-
-    where :math:`C_W^{(m)}` is the circular convolution on an :math:`m\times m` grid. Proof: embed the
-    :math:`n\times n` input into an :math:`m`-grid of zeros (an isometry E); every window of the padded
-    convolution reads original indices in :math:`[-p, n+p-1]`, and modulo :math:`m\ge n+p` those outside
-    :math:`[0,n)` land in the zero region, so :math:`T^{\mathrm{zero}} = C\,C_W^{(m)}E` with C a coordinate
-    projection (crop, and sub-sampling for a stride). Hence the norm is at most the exact circular value on
-    the larger grid, computed by :func:`circular_spectral_norm` and rounded outward.
-
-    ``padding``: ``"same"`` (``(k-1)//2`` rounded up) or an int / pair of ints per side.
-    """
-    k = _kernel(kernel)
-    h, w = pair_of_ints("input_size", input_size)
-    ph, pw = _padding(k, padding)
-    m = (max(h + ph, k.shape[2]), max(w + pw, k.shape[3]))
-    return round_up(circular_spectral_norm(k, m))
+def _equal_taps(rng: np.random.Generator, max_channels: int = 3, max_k: int = 3, max_n: int = 6) -> ConvLayer:
+    """A member of the equal-taps family: one channel pair, all taps equal, circular padding, stride 1."""
+    kh, kw = int(rng.integers(1, max_k + 1)), int(rng.integers(1, max_k + 1))
+    c = float(rng.choice([-1.0, 1.0]) * 10 ** rng.uniform(-1, 1))
+    n = int(rng.integers(max(kh, kw), max_n + 1))
+    return ConvLayer.create(np.full((1, 1, kh, kw), c), n, "circular")
 
 
 @register(
     "conv.kernel_matrix",
     kind="upper",
-    latex=r"\|T_W\|_2 \le \sqrt{k_h k_w}\,\|W_{mat}\|_2",
+    norm="l2",
     assumptions=("any padding", "any stride", "any input size"),
     source="standard (each pixel lies in at most k_h k_w patches); e.g. Cisse et al. 2017, Gouk et al. 2021",
     confidence="standard",
     covers="any padding, any stride",
+    input_type=ConvLayer,
+    tight=TightFamily("equal taps: a constant kernel c on every tap, circular padding (all the energy sits in the DC "
+                      "frequency, where sigma_max = k_h k_w |c| = sqrt(k_h k_w) ||W_mat||)",
+                      "standard (the DC block of a constant kernel)", construct=_equal_taps),
 )
-def kernel_matrix_bound(kernel) -> float:
-    r"""The im2col bound :math:`\|T_W\|_2 \le \sqrt{k_hk_w}\,\|W_{mat}\|_2` (``k * ||W_mat||`` for a square kernel).
+def kernel_matrix_bound(layer: ConvLayer) -> float:
+    r"""The im2col bound (``k * ||W_mat||`` for a square kernel), for any padding and stride.
+
+    .. math:: \|T_W\|_2 \le \sqrt{k_h k_w}\,\|W_{mat}\|_2
 
     Proof: :math:`\|T_Wx\|^2=\sum_p\|W_{mat}\,\mathrm{patch}_p(x)\|^2 \le \|W_{mat}\|_2^2\sum_p\|\mathrm{patch}_p(x)\|^2
     \le \|W_{mat}\|_2^2\,k_hk_w\|x\|^2`, since each input pixel appears in at most :math:`k_hk_w` patches
     (any padding; a stride only removes patches).
+
+    Parameters
+    ----------
+    layer : ConvLayer
+        The convolution; only its kernel matters.
     """
-    k = _kernel(kernel)
+    k = _layer(layer).kernel
     kh, kw = k.shape[2:]
     return round_up(math.sqrt(kh * kw) * spectral_norm(kernel_matrix(k)))
 
@@ -419,20 +511,26 @@ def four_reshapes(kernel) -> dict[str, np.ndarray]:
 @register(
     "conv.singla_four_reshape",
     kind="upper",
-    latex=r"\|T_W\|_2 \le \sqrt{k_hk_w}\,\min\big(\|R\|_2,\|S\|_2,\|T\|_2,\|U\|_2\big)",
+    norm="l2",
     assumptions=("any padding", "any stride", "any input size"),
     source="Singla & Feizi, Fantastic Four: Differentiable Bounds on Singular Values of Convolution Layers, ICLR 2021",
     confidence="standard",
     covers="any padding, any stride",
+    input_type=ConvLayer,
+    tight=TightFamily("equal taps: a constant kernel c on every tap, circular padding (all the energy sits in the DC "
+                      "frequency, where sigma_max = k_h k_w |c| = sqrt(k_h k_w) ||W_mat||)",
+                      "standard (the DC block of a constant kernel)", construct=_equal_taps),
 )
-def four_reshape_bound(kernel) -> float:
-    r"""Singla & Feizi's bound :math:`\sqrt{k_hk_w}\min(\|R\|_2,\|S\|_2,\|T\|_2,\|U\|_2)`, independent of n.
+def four_reshape_bound(layer: ConvLayer) -> float:
+    r"""Singla & Feizi's bound, independent of n, for any padding and stride.
+
+    .. math:: \|T_W\|_2 \le \sqrt{k_hk_w}\,\min\big(\|R\|_2,\|S\|_2,\|T\|_2,\|U\|_2\big)
 
     ``T`` is the im2col bound; ``U`` is the same bound for the adjoint convolution (channels swapped);
     ``R`` and ``S`` apply the 1-D version twice, treating the convolution as a 1-D convolution along one axis
     whose taps are 1-D convolutions along the other axis. See :func:`four_reshapes` for the shapes.
     """
-    k = _kernel(kernel)
+    k = _layer(layer).kernel
     kh, kw = k.shape[2:]
     norms = [spectral_norm(m) for m in four_reshapes(k).values()]
     return round_up(math.sqrt(kh * kw) * min(norms))
@@ -441,58 +539,168 @@ def four_reshape_bound(kernel) -> float:
 @register(
     "conv.gram_iteration",
     kind="upper",
-    latex=r"\|T_W\|_2 \le \max_\omega \|G_t(\omega)\|_F^{2^{-t}},\quad G_0=\hat W(\omega),\; G_{s+1}=G_s^HG_s",
-    assumptions=("circular padding on the grid given (pass grid = n + p for zero padding)", "any stride"),
+    norm="l2",
+    assumptions=("circular padding on the layer's grid, or zero padding via the grid n + max(p_before, p_after)",
+                 "any stride"),
     source="Delattre, Barthelemy, Araujo, Allauzen, Efficient Bound of Lipschitz Constant for Convolutional "
     "Layers by Gram Iteration, ICML 2023",
     confidence="standard",
-    covers="circular padding; zero padding on grid n+p; any stride",
+    covers="any padding (circular: the layer's grid; zeros: the crop grid of conv.zero_padded_upper), any stride",
+    input_type=ConvLayer,
+    tight=TightFamily("circular padding, stride 1: the iterates converge quadratically to the exact norm",
+                      "Delattre et al. 2023, Thm 1", ratio=1.0),
 )
-def gram_iteration_bound(kernel, input_size, n_iter: int = 6) -> float:
-    r"""Gram-iteration upper bound, applied to every frequency block.
+def gram_iteration_bound(layer: ConvLayer, n_iter: int = 6) -> float:
+    r"""Gram-iteration upper bound, applied to every frequency block of the layer's circular grid.
 
-    .. math:: \sigma_{\max}(\hat W(\omega))^{2^t} = \sigma_{\max}(G_t(\omega)) \le \|G_t(\omega)\|_F
+    .. math:: \|T_W\|_2 \le \max_\omega \|G_t(\omega)\|_F^{2^{-t}},\quad G_0=\hat W(\omega),\; G_{s+1}=G_s^HG_s
 
-    Every iterate is an upper bound; the gap closes quadratically (``n_iter`` = 4 to 6 is usually within
-    1e-3). Iterates are renormalised (log-scale bookkeeping) so large ``n_iter`` cannot overflow.
+    :math:`\sigma_{\max}(\hat W(\omega))^{2^t} = \sigma_{\max}(G_t(\omega)) \le \|G_t(\omega)\|_F`: every iterate
+    is an upper bound and the gap closes quadratically (``n_iter`` = 4 to 6 is usually within 1e-3). Iterates are
+    renormalised (log-scale bookkeeping) so large ``n_iter`` cannot overflow. Zero padding: the grid of
+    :meth:`ConvLayer.zero_grid` (see :func:`zero_padded_upper`); circular: the layer's own grid.
+
+    Parameters
+    ----------
+    layer : ConvLayer
+    n_iter : int
+        Gram iterations t (0 gives the Frobenius norm of each block).
     """
+    layer = _layer(layer)
     n_iter = positive_int("n_iter", n_iter, minimum=0)
-    blocks = circular_frequency_blocks(kernel, input_size)
+    grid = layer.input_size if layer.padding_mode == "circular" else layer.zero_grid()
+    blocks = circular_frequency_blocks(layer.kernel, grid)
     flat = blocks.reshape(-1, *blocks.shape[-2:])
     return round_up(float(_gram_frobenius_bound(flat, n_iter).max()))
 
 
-def conv_matrix(kernel, input_size, padding="circular", stride: int = 1) -> np.ndarray:
+@register(
+    "conv.circular_exact",
+    kind="exact",
+    norm="l2",
+    assumptions=("circular padding", "stride 1", "kernel fits in the grid"),
+    source="Sedghi, Gupta, Long, The Singular Values of Convolutional Layers, ICLR 2019",
+    confidence="standard",
+    covers="circular padding, stride 1",
+    input_type=ConvLayer,
+    applies=_circular_stride1,
+)
+def circular_exact(layer: ConvLayer, method: str = "auto") -> float:
+    r"""The exact spectral norm of a circular, stride-1 convolution layer (:func:`circular_spectral_norm`).
+
+    .. math:: \|T_W\|_2 = \max_{\omega\in\{0..n-1\}^2}\sigma_{\max}\big(\hat W(\omega)\big)
+
+    The float64 value, not rounded outward (an exact value, compared with a dense ground truth to 1e-7).
+    """
+    layer = _layer(layer)
+    if not _circular_stride1(layer):
+        raise InputError(f"layer: conv.circular_exact needs circular padding and stride 1, got {layer.describe()}")
+    return circular_spectral_norm(layer.kernel, layer.input_size, method)
+
+
+@register(
+    "conv.circular_singular_values",
+    kind="exact",
+    norm="l2",
+    assumptions=("circular padding", "stride 1", "kernel fits in the grid"),
+    source="Sedghi, Gupta, Long, The Singular Values of Convolutional Layers, ICLR 2019, Thm 6",
+    confidence="standard",
+    covers="circular padding, stride 1 (every singular value; the value reported is the largest)",
+    input_type=ConvLayer,
+    applies=_circular_stride1,
+    value=lambda sv: float(sv[0]),
+)
+def circular_spectrum(layer: ConvLayer) -> np.ndarray:
+    r"""All singular values of a circular, stride-1 layer (:func:`circular_singular_values`), decreasing.
+
+    .. math:: \sigma(T_W) = \bigcup_{\omega\in\{0..n-1\}^2}\sigma\big(\hat W(\omega)\big)
+    """
+    layer = _layer(layer)
+    if not _circular_stride1(layer):
+        raise InputError(f"layer: conv.circular_singular_values needs circular padding and stride 1, got "
+                         f"{layer.describe()}")
+    return circular_singular_values(layer.kernel, layer.input_size)
+
+
+@register(
+    "conv.zero_padded_upper",
+    kind="upper",
+    norm="l2",
+    assumptions=("zero padding 0 <= p <= k - 1 on each side (any amounts, also asymmetric)",
+                 "any stride (sub-sampling has norm 1)"),
+    source="derived: zero-padded conv = crop o circular conv on an (n + max p)-grid o zero-embedding",
+    confidence="derived",
+    covers="zero padding (any amounts 0 <= p <= k-1 per side), any stride",
+    input_type=ConvLayer,
+    applies=lambda layer: layer.padding_mode == "zeros",
+    tight=TightFamily("full padding p = k - 1 and large n: the exact norm tends to the supremum of the symbol, "
+                      "which the m-grid maximum approaches", "Toeplitz operators (Boettcher & Grudsky)", ratio=0.9),
+)
+def zero_padded_upper(layer: ConvLayer) -> float:
+    r"""Sound upper bound on the spectral norm of a zero-padded convolution with any padding amounts and stride.
+
+    .. math:: \|T^{\mathrm{zero}}_{W,p}\|_2 \le \max_{\omega\in\{0..m-1\}^2}\sigma_{\max}\big(\hat W(\omega)\big),\quad m = n + \max(p_{before}, p_{after})
+
+    per axis (at least the kernel size). Proof: embed the :math:`n\times n` input into an :math:`m`-grid of zeros
+    (an isometry E). A window of the padded convolution reads input indices in :math:`[-p_b, n+p_a-1]`; modulo
+    :math:`m\ge n+\max(p_b,p_a)` the negative ones land in :math:`[m-p_b, m)` and those past n in
+    :math:`[n, n+p_a)`, both in the zero region, and the :math:`n+p_b+p_a-k+1\le m` outputs are distinct grid
+    positions (as :math:`\min(p_b,p_a)\le k-1`). So :math:`T^{\mathrm{zero}} = P\,C_W^{(m)}E` with P a
+    coordinate projection (the crop, and the sub-sampling of a stride), and the norm is at most the exact
+    circular value on the larger grid (:func:`circular_spectral_norm`), rounded outward.
+    """
+    layer = _layer(layer)
+    if layer.padding_mode != "zeros":
+        raise InputError(f"layer: conv.zero_padded_upper needs zero padding, got {layer.describe()}")
+    return round_up(circular_spectral_norm(layer.kernel, layer.zero_grid()))
+
+
+def conv_chain(kernels, input_size, padding="circular", stride: int = 1) -> list[ConvLayer]:
+    """The layers of a conv -> conv -> ... stack: each kernel on the previous layer's output grid, all with the same
+    ``padding`` and ``stride`` (:meth:`ConvLayer.create`); channel counts must chain."""
+    if isinstance(kernels, np.ndarray) or not hasattr(kernels, "__len__") or len(kernels) < 1:
+        raise InputError("kernels: expected a list of conv kernels")
+    layers: list[ConvLayer] = []
+    size = input_size
+    for i, k in enumerate(kernels):
+        k = as_real_array(f"kernels[{i}]", k, ndim=4)
+        if layers and k.shape[1] != layers[-1].kernel.shape[0]:
+            raise InputError(f"kernels[{i}]: expected {layers[-1].kernel.shape[0]} input channels, got kernel "
+                             f"shape {k.shape}")
+        layers.append(ConvLayer.create(k, size, padding, stride))
+        size = layers[-1].output_size
+    return layers
+
+
+def _as_layer(layer_or_kernel, input_size=None, padding="circular", stride: int = 1) -> ConvLayer:
+    if isinstance(layer_or_kernel, ConvLayer):
+        return layer_or_kernel
+    if input_size is None:
+        raise InputError("input_size: required when a kernel (not a ConvLayer) is given")
+    return ConvLayer.create(layer_or_kernel, input_size, padding, stride)
+
+
+def conv_matrix(layer, input_size=None, padding="circular", stride: int = 1) -> np.ndarray:
     r"""The dense (doubly block Toeplitz / circulant) matrix of a convolution layer, float64.
 
-    Rows and columns follow PyTorch's flattening of ``(C, H, W)`` tensors, so
-    ``conv_matrix(W, n, p, s) @ x.ravel() == conv2d(pad(x), W, stride=s).ravel()``. ``padding``: ``"circular"``,
-    ``"zeros"`` ('same' size at stride 1: ``(k-1)//2`` before, the rest after) or an int / pair of ints per side
-    (zeros). Output size: :math:`\lfloor(h+p_{before}+p_{after}-k_h)/s\rfloor+1` per axis.
+    ``layer``: a :class:`ConvLayer`, or a kernel with ``input_size``, ``padding`` and ``stride`` as in
+    :meth:`ConvLayer.create`. Rows and columns follow PyTorch's flattening of ``(C, H, W)`` tensors, so
+    ``conv_matrix(L) @ x.ravel() == conv2d(pad(x), W, stride=s).ravel()``.
     """
-    k = _kernel(kernel)
+    layer = _as_layer(layer, input_size, padding, stride)
+    k = layer.kernel
     co, ci, kh, kw = k.shape
-    h, w = pair_of_ints("input_size", input_size)
-    stride = positive_int("stride", stride)
-    if padding in ("circular", "zeros", "same"):
-        pads = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
-    else:
-        ph, pw = pair_of_ints("padding", padding, minimum=0)
-        pads = (ph, ph, pw, pw)
-    circular = padding == "circular"
-    if circular and (kh > h or kw > w):
-        raise InputError(f"input_size: circular padding needs the kernel to fit, got {h}x{w} for {(kh, kw)}")
-    ho = (h + pads[0] + pads[1] - kh) // stride + 1
-    wo = (w + pads[2] + pads[3] - kw) // stride + 1
-    if ho < 1 or wo < 1:
-        raise InputError(f"input_size: {h}x{w} is too small for kernel {(kh, kw)} with padding {padding!r}")
+    h, w = layer.input_size
+    ho, wo = layer.output_size
+    top, left, s = layer.padding[0], layer.padding[2], layer.stride
+    circular = layer.padding_mode == "circular"
     mat = np.zeros((co * ho * wo, ci * h * w))
     oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     out_pix = (oy * wo + ox).ravel()
     for a in range(kh):
         for b in range(kw):
-            iy = (oy * stride + a - pads[0]).ravel()
-            ix = (ox * stride + b - pads[2]).ravel()
+            iy = (oy * s + a - top).ravel()
+            ix = (ox * s + b - left).ravel()
             if circular:
                 iy, ix, ok = iy % h, ix % w, np.ones_like(iy, dtype=bool)
             else:

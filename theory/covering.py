@@ -95,8 +95,8 @@ class CoveringBound:
 
 @register(
     "covering.ball",
+    norm="covering",
     kind="upper",
-    latex=r"\mathcal N(\varepsilon,S)\le M(\varepsilon,S)\le\Big(1+\frac{2R}{\varepsilon}\Big)^m\quad(S\subseteq B_R\subset\mathbb R^m)",
     assumptions=("S inside a Euclidean ball of radius R in R^m", "M = largest eps-separated subset (pairwise > eps)"),
     source="standard volumetric argument; e.g. Vershynin, High-Dimensional Probability, Cor. 4.2.13",
     confidence="standard",
@@ -104,6 +104,8 @@ class CoveringBound:
 )
 def ball_log_covering(radius: float, eps: float, dim: int) -> float:
     r""":math:`\ln\mathcal N(\varepsilon,S)\le m\ln(1+2R/\varepsilon)` for every :math:`S\subseteq B_R\subset\mathbb R^m`.
+
+    .. math:: \mathcal N(\varepsilon,S)\le M(\varepsilon,S)\le\Big(1+\frac{2R}{\varepsilon}\Big)^m\quad(S\subseteq B_R\subset\mathbb R^m)
 
     Proof: a maximal :math:`\varepsilon`-separated subset of S is an :math:`\varepsilon`-cover of S; the balls of radius
     :math:`\varepsilon/2` around its points are disjoint and lie in :math:`B_{R+\varepsilon/2}`, so there are at most
@@ -117,8 +119,9 @@ def ball_log_covering(radius: float, eps: float, dim: int) -> float:
 
 @register(
     "covering.lipschitz_image",
+    value=lambda cov: cov.log_n,
+    norm="covering",
     kind="upper",
-    latex=r"\mathcal N\big(L\varepsilon,f(S)\big)\le\mathcal N(\varepsilon,S)\quad(f\ L\text{-Lipschitz on }S)",
     assumptions=("f is L-Lipschitz on S (any norms)", "internal covers: centres in the set"),
     source="standard (image of a cover); used in TopoLip (Chen, arXiv 2410.17628) v1 sec. 3.4 as reconstructed in "
     "shared/research/topolip.md sec. 4.6",
@@ -127,6 +130,8 @@ def ball_log_covering(radius: float, eps: float, dim: int) -> float:
 )
 def lipschitz_image(log_covering: float, eps: float, lipschitz: float) -> CoveringBound:
     r"""Transport a covering bound through an L-Lipschitz map: :math:`\ln\mathcal N(L\varepsilon,f(S))\le\ln\mathcal N(\varepsilon,S)`.
+
+    .. math:: \mathcal N\big(L\varepsilon,f(S)\big)\le\mathcal N(\varepsilon,S)\quad(f\ L\text{-Lipschitz on }S)
 
     Proof: if :math:`c_1..c_N\in S` cover S at scale :math:`\varepsilon`, then :math:`\|f(x)-f(c_{k(x)})\|\le L\|x-c_{k(x)}\|\le L\varepsilon`,
     so :math:`f(c_1)..f(c_N)` cover f(S) at scale :math:`L\varepsilon`. Returns the scale :math:`L\varepsilon` (rounded up:
@@ -151,8 +156,8 @@ def _maurey(alpha: float, eps: float, atoms: float) -> float:
 
 @register(
     "covering.bartlett17_matrix",
+    norm="covering",
     kind="upper",
-    latex=r"\ln\mathcal N\big(\{XA:\|A\|_{q,s}\le a\},\varepsilon,\|\cdot\|_2\big)\le\Big\lceil\frac{a^2b^2m^{2/r}}{\varepsilon^2}\Big\rceil\ln(2dm)",
     assumptions=("X in R^{n x d} with ||X||_p <= b (entrywise p-norm), p <= 2", "1/p + 1/q = 1, 1/r + 1/s = 1",
                  "A in R^{d x m}"),
     source="Bartlett, Foster, Telgarsky, Spectrally-normalized margin bounds for neural networks, NeurIPS 2017, "
@@ -162,6 +167,8 @@ def _maurey(alpha: float, eps: float, atoms: float) -> float:
 )
 def bartlett17_matrix(data, a: float, eps: float, out_dim: int, *, p: float = 2.0, s: float = 1.0) -> float:
     r"""BFT Lemma 3.2: :math:`\ln\mathcal N(\{XA:\|A\|_{q,s}\le a\},\varepsilon)\le\lceil a^2b^2m^{2/r}/\varepsilon^2\rceil\ln(2dm)`.
+
+    .. math:: \ln\mathcal N\big(\{XA:\|A\|_{q,s}\le a\},\varepsilon,\|\cdot\|_2\big)\le\Big\lceil\frac{a^2b^2m^{2/r}}{\varepsilon^2}\Big\rceil\ln(2dm)
 
     ``data`` X is ``(n, d)`` (rows = samples), ``b`` = :math:`\|X\|_p` (entrywise), q and r are the conjugates of p
     and s. Proof (Maurey, module docstring): :math:`XA=\sum_{i,j}A_{ij}\|Xe_i\|_p\cdot\frac{Xe_ie_j^\top}{\|Xe_i\|_p}`; the
@@ -187,9 +194,8 @@ def bartlett17_matrix(data, a: float, eps: float, out_dim: int, *, p: float = 2.
 
 @register(
     "covering.bartlett17_network",
+    norm="covering",
     kind="upper",
-    latex=r"\ln\mathcal N(\mathcal F_{\mathcal A}|_S,\varepsilon,\|\cdot\|_2)\le\frac{\|X\|_2^2\ln(2W^2)}{\varepsilon^2}"
-    r"\Big(\prod_{j}s_j^2\rho_j^2\Big)\Big(\sum_i\big(\tfrac{b_i}{s_i}\big)^{2/3}\Big)^3",
     assumptions=("f(x) = sigma_L(A_L sigma_{L-1}(... sigma_1(A_1 x))) with rho_i-Lipschitz sigma_i, sigma_i(0) = 0",
                  "class: ||A_i||_sigma <= s_i and ||A_i^T - M_i^T||_{2,1} <= b_i", "W = largest layer width",
                  "||X||_2 = Frobenius norm of the data (rows = samples)"),
@@ -204,7 +210,7 @@ def bartlett17_network(data, spectral: Sequence[float], l21: Sequence[float], ep
                        ceil: bool = False) -> float:
     r"""BFT Theorem 3.3, the network covering bound with the optimal per-layer allocation of :math:`\varepsilon`.
 
-    .. math:: \ln\mathcal N\le\frac{\|X\|_2^2\ln(2W^2)}{\varepsilon^2}\Big(\prod_js_j^2\rho_j^2\Big)\Big(\sum_i(b_i/s_i)^{2/3}\Big)^3
+    .. math:: \ln\mathcal N(\mathcal F_{\mathcal A}|_S,\varepsilon,\|\cdot\|_2)\le\frac{\|X\|_2^2\ln(2W^2)}{\varepsilon^2}\Big(\prod_{j}s_j^2\rho_j^2\Big)\Big(\sum_i\big(\tfrac{b_i}{s_i}\big)^{2/3}\Big)^3
 
     With :math:`S=\sum_i(b_i/s_i)^{2/3}` and :math:`T_i=\|X\|_2^2\prod_js_j^2\rho_j^2\,(b_i/s_i)^{2/3}S^2/\varepsilon^2`
     the closed form is :math:`\sum_iT_i\ln(2W^2)`; ``ceil=True`` gives :math:`\sum_i\lceil T_i\rceil\ln(2W^2)` (what
@@ -235,9 +241,8 @@ def bartlett17_network(data, spectral: Sequence[float], l21: Sequence[float], ep
 
 @register(
     "covering.graf22_conv",
+    norm="covering",
     kind="upper",
-    latex=r"\ln\mathcal N\big(\{x\mapsto K*x:\textstyle\sum_{o,u}\|K_{o,:,u}\|_2\le b\}|_S,\varepsilon,\|\cdot\|_2\big)"
-    r"\le\Big\lceil\frac{b^2\|X\|_2^2}{\varepsilon^2}\Big\rceil\ln\big(2c_{out}c_{in}k_hk_w\big)",
     assumptions=("2-D convolution, zero or circular padding, any stride", "||X||_2 = Frobenius norm of all inputs",
                  "each filter tap counted once (weight sharing)"),
     source="derived here (Maurey with shifted-input atoms); matches the per-layer term of Graf, Zeng, Rieck, "
@@ -250,6 +255,8 @@ def bartlett17_network(data, spectral: Sequence[float], l21: Sequence[float], ep
 )
 def graf22_conv(data, b: float, eps: float, kernel_shape: Sequence[int]) -> float:
     r"""Conv covering bound :math:`\lceil b^2\|X\|_2^2/\varepsilon^2\rceil\ln(2c_{out}c_{in}k_hk_w)`, independent of the image size.
+
+    .. math:: \ln\mathcal N\big(\{x\mapsto K*x:\textstyle\sum_{o,u}\|K_{o,:,u}\|_2\le b\}|_S,\varepsilon,\|\cdot\|_2\big)\le\Big\lceil\frac{b^2\|X\|_2^2}{\varepsilon^2}\Big\rceil\ln\big(2c_{out}c_{in}k_hk_w\big)
 
     Proof: :math:`(K*x)_o=\sum_{u}\sum_iK[o,i,u]\,S_u(x)_i` where :math:`S_u` shifts the input by tap u (with the
     layer's padding and stride) — a coordinate selection, so :math:`\|S_u(X)\|_2\le\|X\|_2` over the whole data set.
@@ -270,9 +277,8 @@ def graf22_conv(data, b: float, eps: float, kernel_shape: Sequence[int]) -> floa
 
 @register(
     "covering.edelman22_attention",
+    norm="covering",
     kind="upper",
-    latex=r"\ln\mathcal N_\infty(\mathcal F_{head};\varepsilon;X^{(1..m)})\le C\,\frac{\big(\alpha_w^{2/3}+\alpha_V^{2/3}+\alpha_{QK}^{2/3}\big)^3}{\varepsilon^2}\ln(2\,d\,m\,T),"
-    r"\ \alpha_w=L_\sigma B_wB_VB_X,\ \alpha_V=L_\sigma B_wB_V^{2,1}B_X,\ \alpha_{QK}=2L_\sigma B_wB_VB_X^3B_{QK}^{2,1}",
     assumptions=("f(X) = w^T sigma(W_V^T X^T softmax(X W_QK x_1)), query = first token, sigma L_sigma-Lipschitz, "
                  "sigma(0) = 0", "||x_t|| <= B_X, ||w|| <= B_w, ||W_V||_2 <= B_V, ||W_V||_{2,1} <= B_V^{2,1}, "
                  "||W_QK||_{2,1} <= B_QK^{2,1}", "l_inf over the m samples, T tokens each"),
@@ -288,7 +294,7 @@ def edelman22_attention(data, eps: float, *, b_w: float, b_v: float, b_v21: floa
                         lipschitz_sigma: float = 1.0, constant: float = 1.0) -> float:
     r"""Edelman et al.'s covering bound of a bounded-norm attention head, in the reconstructed form
 
-    .. math:: \ln\mathcal N_\infty\le C\,\frac{(\alpha_w^{2/3}+\alpha_V^{2/3}+\alpha_{QK}^{2/3})^3}{\varepsilon^2}\ln(2dmT)
+    .. math:: \ln\mathcal N_\infty(\mathcal F_{head};\varepsilon;X^{(1..m)})\le C\,\frac{\big(\alpha_w^{2/3}+\alpha_V^{2/3}+\alpha_{QK}^{2/3}\big)^3}{\varepsilon^2}\ln(2\,d\,m\,T),\ \alpha_w=L_\sigma B_wB_VB_X,\ \alpha_V=L_\sigma B_wB_V^{2,1}B_X,\ \alpha_{QK}=2L_\sigma B_wB_VB_X^3B_{QK}^{2,1}
 
     with :math:`\alpha_w=L_\sigma B_wB_VB_X`, :math:`\alpha_V=L_\sigma B_wB_V^{2,1}B_X`,
     :math:`\alpha_{QK}=2L_\sigma B_wB_VB_X\cdot B_X^2B_{QK}^{2,1}` (:math:`B_X` = the largest token norm in ``data``,

@@ -52,16 +52,16 @@ for Deep Neural Networks*, NeurIPS 2019; reference implementation ``arobey1/LipS
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .validate import InputError, as_real_array, choice, positive_float, positive_int
 from ..io.errors import SolveError
+from .certified_solve import solve_and_certify
 from .numerics import round_up, spectral_norm
-from .registry import register
+from .registry import TightFamily, register
+from .validate import InputError, as_real_array, choice, positive_float, positive_int
 
 __all__ = [
     "SLOPES",
@@ -70,6 +70,9 @@ __all__ = [
     "LipSDPError",
     "LipSDPResult",
     "lipsdp",
+    "lipsdp_neuron",
+    "lipsdp_layer",
+    "spectral_product_bound",
     "lmi_matrix",
     "naive_product_bound",
     "reduce_network",
@@ -159,6 +162,19 @@ class FeedForward:
     @property
     def activation_lipschitz(self) -> float:
         return max(abs(self.alpha), abs(self.beta))
+
+    @property
+    def widths(self) -> list[int]:
+        """Input width, hidden widths, output width."""
+        return [self.weights[0].shape[1], *self.hidden, self.weights[-1].shape[0]]
+
+    def describe(self) -> str:
+        kind = "residual block" if self.residual else "feed-forward network"
+        return f"{kind} {self.widths} ({self.activation}, slopes [{self.alpha:g}, {self.beta:g}])"
+
+    def summary(self) -> dict:
+        return {"widths": self.widths, "activation": self.activation, "alpha": self.alpha, "beta": self.beta,
+                "residual": self.residual}
 
 
 @dataclass
@@ -314,10 +330,36 @@ def _certify(net: FeedForward, rho: float, lam: np.ndarray, max_steps: int = 200
     return hi, top
 
 
-def _solve_piece(net: FeedForward, form: str, solver: str, margin: float) -> tuple[float, np.ndarray, str, float]:
+def _layer_scales(net: FeedForward) -> np.ndarray:
+    r"""Per-weight scales :math:`s_k=\|W_k\|_2` (1 for a zero matrix) used to normalise the LMI (module docstring)."""
+    s = np.array([spectral_norm(w) for w in net.weights])
+    return np.where(s > 0, s, 1.0)
+
+
+def _solve_piece(net: FeedForward, form: str, solver: str, margin: float, original: FeedForward | None = None):
+    r"""Solve LipSDP for ``net`` on the normalised weights and certify the answer on ``net`` itself (and on
+    ``original``, the unreduced weights, when a reduction was solved). Returns a :class:`Certified` whose
+    ``value`` is the certified :math:`\rho` and whose checks hold the multipliers and :math:`\lambda_{\max}`.
+
+    Normalisation: with :math:`s_k=\|W_k\|_2`, :math:`c_k=\prod_{j<k}s_j` and :math:`C=\prod_ks_k`, the scaled
+    weights :math:`\tilde W_k=W_k/s_k` have LMI :math:`\tilde M(\tilde\rho,\tilde T)=DM(\rho,T)D/C^2` with
+    :math:`D=\mathrm{blkdiag}(c_kI)`, :math:`\tilde\rho=\rho/C^2` and :math:`\tilde T_k=c_k^2T_k/C^2` (block by block:
+    the input block scales by 1, hidden block k by :math:`c_k^2`, the output term by :math:`C^2`). So the two LMIs
+    are feasible together and the optimum scales exactly; solving the normalised one keeps the solver's absolute
+    tolerances meaningful at any weight scale (at :math:`\|W\|\sim10^{-4}` the unnormalised solve returned
+    Neuron > Layer, both 200x above the exact value). The multipliers are mapped back and certified on the
+    original weights; the mapping is not trusted (:func:`_certify` raises rho until the float64 check passes).
+    Residual blocks are solved unscaled (the skip term does not scale).
+    """
     import cvxpy as cp
 
-    hidden = net.hidden
+    if net.residual:
+        scales = np.ones(len(net.weights))
+    else:
+        scales = _layer_scales(net)
+    scaled = FeedForward(tuple(w / sk for w, sk in zip(net.weights, scales)), net.alpha, net.beta, net.activation,
+                         net.residual)
+    hidden = scaled.hidden
     rho = cp.Variable(nonneg=True)
     if form == "neuron":
         lams = [cp.Variable(h, nonneg=True) for h in hidden]
@@ -325,24 +367,27 @@ def _solve_piece(net: FeedForward, form: str, solver: str, margin: float) -> tup
     else:
         lams = [cp.Variable(nonneg=True) for _ in hidden]
         ts = [x * np.eye(h) for x, h in zip(lams, hidden)]
-    m = cp.bmat(_blocks(net, rho, ts))
+    m = cp.bmat(_blocks(scaled, rho, ts))
     size = m.shape[0]
-    scale = min(max(spectral_norm(w) for w in net.weights) ** 2, naive_product_bound(net) ** 2)
+    scale = min(max(spectral_norm(w) for w in scaled.weights) ** 2, naive_product_bound(scaled) ** 2)
     prob = cp.Problem(cp.Minimize(rho), [m << -margin * scale * np.eye(size)])
-    t0 = time.perf_counter()
-    try:
-        kw = {"eps": 1e-9, "max_iters": 200_000} if solver == "SCS" else {}
-        prob.solve(solver=solver, **kw)
-    except cp.error.SolverError as exc:
-        raise LipSDPError(f"solver {solver} failed: {exc}") from exc
-    seconds = time.perf_counter() - t0
-    if prob.status not in ("optimal", "optimal_inaccurate") or rho.value is None:
-        raise LipSDPError(f"solver {solver} returned status {prob.status!r}: no bound")
-    if form == "neuron":
-        lam = np.concatenate([np.asarray(x.value, dtype=float).ravel() for x in lams])
-    else:
-        lam = np.concatenate([np.full(h, float(x.value)) for x, h in zip(lams, hidden)])
-    return float(rho.value), lam, prob.status, seconds
+    total = float(np.prod(scales)) ** 2
+    prefix = np.cumprod(np.concatenate([[1.0], scales[:-1]]))  # c_0 = 1, c_k = s_0 ... s_{k-1}
+    per_neuron = np.concatenate([np.full(h, total / prefix[k + 1] ** 2) for k, h in enumerate(hidden)])
+
+    def certify(values):
+        lam_scaled = np.concatenate([np.atleast_1d(values[f"lam{k}"]).ravel() * np.ones(h) if form == "layer"
+                                     else np.atleast_1d(values[f"lam{k}"]).ravel() for k, h in enumerate(hidden)])
+        lam = lam_scaled * per_neuron
+        rc, lm = _certify(net, float(values["rho"]) * total, lam)
+        if original is not None and not _cholesky_check(original, rc, lam):
+            # the reduction is exact in real arithmetic; if the original weights disagree, certify on them
+            rc, lm = _certify(original, rc, lam)
+        return rc, {"lam": lam, "lambda_max": lm, "rho_solver": float(values["rho"]) * total}
+
+    kw = {"eps": 1e-9, "max_iters": 200_000} if solver == "SCS" else {}
+    variables = {"rho": rho, **{f"lam{k}": x for k, x in enumerate(lams)}}
+    return solve_and_certify(prob, variables, certify, solver=solver, options=kw, error=LipSDPError)
 
 
 def _split(net: FeedForward, split_size: int) -> list[FeedForward]:
@@ -356,19 +401,10 @@ def _split(net: FeedForward, split_size: int) -> list[FeedForward]:
     return [FeedForward(tuple(c), net.alpha, net.beta, net.activation) if len(c) >= 2 else c[0] for c in pieces]
 
 
-@register(
-    "sdp.lipsdp_neuron",
-    kind="upper",
-    latex=r"M(\rho,\mathrm{diag}(\lambda))\preceq0,\ \lambda\ge0\ \Rightarrow\ \mathrm{Lip}_2(f)\le\sqrt\rho",
-    assumptions=("activations slope-restricted on [alpha, beta]", "feed-forward (or one residual block)",
-                 "certified in float64 after the solve"),
-    source="Fazlyab, Robey, Hassani, Morari, Pappas, NeurIPS 2019 (LipSDP-Neuron)",
-    confidence="standard",
-    covers="MLPs; unrolled convolutional nets; a one-hidden-layer residual block",
-)
 def lipsdp(net: FeedForward, form: str = "neuron", *, solver: str | None = None, split_size: int | None = None,
            reduce: bool = True, margin: float = 1e-9, blas_threads: int | None = 1) -> LipSDPResult:
-    r"""Certified LipSDP upper bound (see the module docstring for the LMI, the certification and the reductions).
+    r"""Certified LipSDP upper bound (see the module docstring for the LMI, the certification and the reductions);
+    the registered bounds are :func:`lipsdp_neuron` and :func:`lipsdp_layer`.
 
     ``form``: ``"neuron"`` or ``"layer"``. ``split_size``: solve consecutive sub-networks of that many weight
     matrices and multiply their bounds by :math:`\max(|\alpha|,|\beta|)` per junction (the activation between them).
@@ -410,11 +446,8 @@ def _lipsdp(net, form, solver, split_size, reduce, margin) -> LipSDPResult:
             info.append({"kind": "linear", "bound": round_up(s)})
             continue
         p = reduce_network(piece) if reduce else piece
-        r, lam, st, sec = _solve_piece(p, form, solver, margin)
-        rc, lm = _certify(p, r, lam)
-        if p is not piece and not _cholesky_check(piece, rc, lam):
-            # the reduction is exact in real arithmetic; if the original weights disagree, certify on them
-            rc, lm = _certify(piece, rc, lam)
+        res = _solve_piece(p, form, solver, margin, original=piece if p is not piece else None)
+        r, rc, lm, st, sec = res.checks["rho_solver"], res.value, res.checks["lambda_max"], res.status, res.seconds
         cert *= round_up(math.sqrt(rc))
         solv *= math.sqrt(max(r, 0.0))
         rho_s.append(r)
@@ -433,19 +466,73 @@ def _lipsdp(net, form, solver, split_size, reduce, margin) -> LipSDPResult:
                         naive_product_bound(net), size, info)
 
 
+def _is_network(net) -> bool:
+    return isinstance(net, FeedForward)
+
+
+@register(
+    "sdp.lipsdp_neuron",
+    norm="l2",
+    kind="upper",
+    assumptions=("activations slope-restricted on [alpha, beta]", "feed-forward (or one residual block)",
+                 "certified in float64 after the solve"),
+    source="Fazlyab, Robey, Hassani, Morari, Pappas, NeurIPS 2019 (LipSDP-Neuron)",
+    confidence="standard",
+    covers="MLPs; unrolled convolutional nets; a one-hidden-layer residual block",
+    input_type=FeedForward,
+    value=lambda res: res.certified,
+    tight=TightFamily("width-1 layers with positive weights (the ReLU net is linear on the positive cone)",
+                      "standard: LipSDP is exact when every hidden layer has one neuron", ratio=1.0),
+)
+def lipsdp_neuron(net: FeedForward, **kw) -> LipSDPResult:
+    r""":func:`lipsdp` with ``form="neuron"`` (one multiplier per neuron); ``kw`` as :func:`lipsdp`.
+
+    .. math:: M(\rho,\mathrm{diag}(\lambda))\preceq0,\ \lambda\ge0\ \Rightarrow\ \mathrm{Lip}_2(f)\le\sqrt\rho
+    """
+    return lipsdp(net, "neuron", **kw)
+
+
 @register(
     "sdp.lipsdp_layer",
+    norm="l2",
     kind="upper",
-    latex=r"M(\rho,\mathrm{blkdiag}(\lambda_kI_{n_k}))\preceq0,\ \lambda\ge0\ \Rightarrow\ \mathrm{Lip}_2(f)\le\sqrt\rho",
     assumptions=("activations slope-restricted on [alpha, beta]", "feed-forward (or one residual block)",
                  "certified in float64 after the solve"),
     source="Fazlyab, Robey, Hassani, Morari, Pappas, NeurIPS 2019 (LipSDP-Layer)",
     confidence="standard",
     covers="MLPs; unrolled convolutional nets; a one-hidden-layer residual block",
+    input_type=FeedForward,
+    value=lambda res: res.certified,
 )
 def lipsdp_layer(net: FeedForward, **kw) -> LipSDPResult:
-    """:func:`lipsdp` with ``form="layer"`` (one multiplier per layer: cheaper, looser)."""
+    r""":func:`lipsdp` with ``form="layer"`` (one multiplier per layer: cheaper, looser).
+
+    .. math:: M(\rho,\mathrm{blkdiag}(\lambda_kI_{n_k}))\preceq0,\ \lambda\ge0\ \Rightarrow\ \mathrm{Lip}_2(f)\le\sqrt\rho
+    """
     return lipsdp(net, "layer", **kw)
+
+
+@register(
+    "network.spectral_product",
+    norm="l2",
+    kind="upper",
+    assumptions=("activations slope-restricted on [alpha, beta] (Lipschitz max(|alpha|, |beta|))",
+                 "feed-forward (or one residual block)"),
+    source="standard (product rule with the layers' spectral norms)",
+    confidence="standard",
+    covers="MLPs; unrolled convolutional nets; a one-hidden-layer residual block",
+    input_type=FeedForward,
+    tight=TightFamily("aligned linear layers: W_k = s_k u_{k+1} u_k^T with positive entries (ReLU identity on "
+                      "the image), the product of the norms is attained", "standard", ratio=1.0),
+)
+def spectral_product_bound(net: FeedForward) -> float:
+    r"""The naive bound of a feed-forward network, the reference every SDP bound must not exceed.
+
+    .. math:: \mathrm{Lip}_2(f)\le\max(|\alpha|,|\beta|)^{l}\prod_{k=0}^{l}\|W_k\|_2\qquad(\text{residual block: }1+\max(|\alpha|,|\beta|)\|W_1\|_2\|W_0\|_2)
+    """
+    if not isinstance(net, FeedForward):
+        raise InputError(f"net: expected FeedForward (use FeedForward.from_weights), got {type(net).__name__}")
+    return naive_product_bound(net)
 
 
 def load_mat(path: str | Path) -> list[np.ndarray]:
@@ -474,28 +561,9 @@ def conv_feedforward(kernels, input_size, padding="circular", activation: str = 
     do not change the Lipschitz constant and are not needed. The unrolled LMI has size
     :math:`\sum_k c_kh_kw_k`, so this is meant for small inputs (8x8 with 4 channels: 512).
     """
-    from .convolution import conv_matrix
+    from .convolution import conv_chain, conv_matrix
 
     if isinstance(kernels, np.ndarray) or not hasattr(kernels, "__len__") or len(kernels) < 2:
         raise InputError("kernels: expected a list of at least 2 conv kernels (conv -> activation -> conv)")
-    h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    mats = []
-    for i, k in enumerate(kernels):
-        k = as_real_array(f"kernels[{i}]", k, ndim=4)
-        if mats and k.shape[1] * h * w != mats[-1].shape[0]:
-            raise InputError(f"kernels[{i}]: expected {mats[-1].shape[0] // (h * w)} input channels, "
-                                  f"got kernel shape {k.shape}")
-        m = conv_matrix(k, (h, w), padding, stride)
-        mats.append(m)
-        pixels = m.shape[0] // k.shape[0]
-        # output grid of this conv (same formula as conv_matrix)
-        kh, kw = k.shape[2:]
-        if padding in ("circular", "zeros", "same"):
-            ph, pw = kh - 1, kw - 1
-        else:
-            from .validate import pair_of_ints
-            a, b = pair_of_ints("padding", padding, minimum=0)
-            ph, pw = 2 * a, 2 * b
-        h, w = (h + ph - kh) // stride + 1, (w + pw - kw) // stride + 1
-        assert h * w == pixels
+    mats = [conv_matrix(layer) for layer in conv_chain(kernels, input_size, padding, stride)]
     return FeedForward.from_weights(mats, activation, negative_slope=negative_slope, residual=residual)

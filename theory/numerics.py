@@ -20,6 +20,10 @@ import numpy as np
 #: relative outward margin applied to every reported upper bound (see module docstring)
 RELATIVE_MARGIN = 1e-10
 
+#: the unit roundoff of IEEE float64, u = 2^-53: the constant of every rounding-error bound in boundlab
+#: (|fl(a op b) - a op b| <= u |a op b|; dot products of length k: gamma_k = k u / (1 - k u), Higham Ch. 3)
+UNIT_ROUNDOFF = 2.0**-53
+
 
 def round_up(value: float, rel: float = RELATIVE_MARGIN) -> float:
     """Return a float64 that is >= ``value * (1 + rel)``: the outward-rounded version of an upper bound."""

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .validate import InputError, as_real_array, positive_int
-from .numerics import round_up
+from .numerics import UNIT_ROUNDOFF, round_up
 from .registry import register
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 #: unit roundoff of float64
-_U = 2.0**-53
 #: relative accuracy asked of every distance (the Gram route is refined by differences below it)
 DISTANCE_RTOL = 1e-10
 
@@ -118,7 +117,7 @@ def distance_matrix(points, method: str = "auto") -> np.ndarray:
     y = x - x.mean(axis=0)
     sq = np.einsum("ij,ij->i", y, y)
     d2 = sq[:, None] + sq[None, :]
-    err = (d + 3) * _U * d2  # bound on |fl(d^2) - d^2| of the expansion
+    err = (d + 3) * UNIT_ROUNDOFF * d2  # bound on |fl(d^2) - d^2| of the expansion
     d2 -= 2.0 * (y @ y.T)
     np.fill_diagonal(d2, 0.0)
     bad = np.triu(np.maximum(d2, 0.0) * DISTANCE_RTOL < err, 1)
@@ -161,8 +160,8 @@ def max_displacement(x, y) -> float:
 
 @register(
     "persistence.bottleneck_pointwise",
+    norm="bottleneck",
     kind="upper",
-    latex=r"d_B\big(\mathrm{Dgm}_k\mathrm{VR}(X),\mathrm{Dgm}_k\mathrm{VR}(Y)\big)\le2\max_i\|x_i-y_i\|_2",
     assumptions=("X, Y finite clouds of the same size N with the correspondence x_i <-> y_i",
                  "Vietoris-Rips in ripser's convention (edge value = full distance)",
                  "L_inf ground metric on diagrams; essential classes left out (equal for X and Y)"),
@@ -174,6 +173,8 @@ def max_displacement(x, y) -> float:
 def bottleneck_pointwise_bound(x, y) -> float:
     r"""L1: :math:`d_B(\mathrm{Dgm}_k(X),\mathrm{Dgm}_k(Y))\le2\max_i\|x_i-y_i\|` for every k.
 
+    .. math:: d_B\big(\mathrm{Dgm}_k\mathrm{VR}(X),\mathrm{Dgm}_k\mathrm{VR}(Y)\big)\le2\max_i\|x_i-y_i\|_2
+
     Proof: every pairwise distance moves by at most :math:`2\varepsilon` (triangle inequality), so the two
     Vietoris–Rips filtrations of the full simplex differ by at most :math:`2\varepsilon` in sup norm and the
     bottleneck stability of sublevel-set filtrations (Cohen-Steiner et al. 2007) applies.
@@ -183,8 +184,8 @@ def bottleneck_pointwise_bound(x, y) -> float:
 
 @register(
     "persistence.bottleneck_distortion",
+    norm="bottleneck",
     kind="upper",
-    latex=r"d_B\big(\mathrm{Dgm}_k\mathrm{VR}(X),\mathrm{Dgm}_k\mathrm{VR}(Y)\big)\le\max_{i<j}|d_X(i,j)-d_Y(i,j)|",
     assumptions=("X, Y finite clouds of the same size N with the correspondence x_i <-> y_i",
                  "Vietoris-Rips in ripser's convention; L_inf ground metric; essential classes left out"),
     source="Cohen-Steiner, Edelsbrunner, Harer 2007 (stability for filtrations of one complex: the sup norm "
@@ -194,15 +195,18 @@ def bottleneck_pointwise_bound(x, y) -> float:
 )
 def bottleneck_distortion_bound(x, y) -> float:
     r"""L1': :math:`d_B\le\max_{i<j}|d_X(i,j)-d_Y(i,j)|` (the sup norm of the change of the Rips filtration
-    values: a simplex' diameter is the max of its edges, and :math:`|\max a-\max b|\le\max|a-b|`)."""
+    values: a simplex' diameter is the max of its edges, and :math:`|\max a-\max b|\le\max|a-b|`).
+
+    .. math:: d_B\big(\mathrm{Dgm}_k\mathrm{VR}(X),\mathrm{Dgm}_k\mathrm{VR}(Y)\big)\le\max_{i<j}|d_X(i,j)-d_Y(i,j)|
+    """
     a, b = paired_clouds(x, y)
     return round_up(float(np.abs(distance_matrix(a) - distance_matrix(b)).max()))
 
 
 @register(
     "persistence.bottleneck_w2",
+    norm="bottleneck",
     kind="upper",
-    latex=r"d_B\big(\mathrm{Dgm}_k\mathrm{VR}(X),\mathrm{Dgm}_k\mathrm{VR}(Y)\big)\le2\sqrt N\,W_2(\mu_X,\mu_Y)",
     assumptions=("|X| = |Y| = N, mu uniform empirical measures", "Vietoris-Rips in ripser's convention",
                  "L_inf ground metric; essential classes left out"),
     source="derived here from L1 (topolip.md section 5.2 L2); the sqrt(N) cannot be dropped",
@@ -212,6 +216,8 @@ def bottleneck_distortion_bound(x, y) -> float:
 def bottleneck_w2_bound(x, y) -> float:
     r"""L2: :math:`d_B\le2\sqrt N\,W_2(\mu_X,\mu_Y)`.
 
+    .. math:: d_B\big(\mathrm{Dgm}_k\mathrm{VR}(X),\mathrm{Dgm}_k\mathrm{VR}(Y)\big)\le2\sqrt N\,W_2(\mu_X,\mu_Y)
+
     Proof: for uniform measures of equal size an optimal plan is a permutation :math:`\sigma^*` (Birkhoff), so
     :math:`\max_i\|x_i-y_{\sigma^*(i)}\|^2\le\sum_i\|x_i-y_{\sigma^*(i)}\|^2=N\,W_2^2`; diagrams do not depend on the
     labelling of Y, so L1 applied to :math:`(x_i,y_{\sigma^*(i)})` gives the claim. One point moved by D costs
@@ -219,11 +225,17 @@ def bottleneck_w2_bound(x, y) -> float:
     ``W_2`` here is recomputed exactly (Hungarian on the float64 squared-distance matrix).
     """
     a, b = paired_clouds(x, y)
+    return round_up(2.0 * math.sqrt(a.shape[0]) * uniform_w2(a, b))
+
+
+def uniform_w2(x, y) -> float:
+    r""":math:`W_2(\mu_X,\mu_Y)` of two uniform measures on clouds of the same size, exactly: for equal sizes an
+    optimal plan is a permutation (Birkhoff), found by the Hungarian method on the float64 squared distances."""
+    a, b = paired_clouds(x, y, minimum=1)
     diff = a[:, None, :] - b[None, :, :]
     cost = np.einsum("ijk,ijk->ij", diff, diff)
     r, c = linear_sum_assignment(cost)
-    w2 = math.sqrt(float(cost[r, c].mean()))
-    return round_up(2.0 * math.sqrt(a.shape[0]) * w2)
+    return math.sqrt(float(cost[r, c].mean()))
 
 
 def _simplex_diameters(dm: np.ndarray, dim: int, chunk: int = 64) -> np.ndarray:
@@ -248,9 +260,8 @@ MAX_TRIANGLE_POINTS = 400
 
 @register(
     "persistence.cellular_wasserstein",
+    norm="wasserstein",
     kind="upper",
-    latex=r"W_p\big(\mathrm{Dgm}_k\mathrm{VR}(X),\mathrm{Dgm}_k\mathrm{VR}(Y)\big)\le\Big(\sum_{\sigma\in\Delta^{(k)}"
-    r"\cup\Delta^{(k+1)}}|\operatorname{diam}_X\sigma-\operatorname{diam}_Y\sigma|^p\Big)^{1/p}",
     assumptions=("|X| = |Y| = N with the correspondence x_i <-> y_i; 1 <= p < inf",
                  "Delta^(j): the j-simplices of the full simplex on N vertices (vertices have value 0: for k = 0 "
                  "only the edges count)",
@@ -266,6 +277,8 @@ MAX_TRIANGLE_POINTS = 400
 )
 def cellular_wasserstein_bound(x, y, p: float = 2.0, degree: int = 0) -> float:
     r"""L3: :math:`W_p(\mathrm{Dgm}_k)\le\|\operatorname{diam}_X-\operatorname{diam}_Y\|_{\ell_p(\Delta^{(k)}\cup\Delta^{(k+1)})}`.
+
+    .. math:: W_p\big(\mathrm{Dgm}_k\mathrm{VR}(X),\mathrm{Dgm}_k\mathrm{VR}(Y)\big)\le\Big(\sum_{\sigma\in\Delta^{(k)}\cup\Delta^{(k+1)}}|\operatorname{diam}_X\sigma-\operatorname{diam}_Y\sigma|^p\Big)^{1/p}
 
     The Rips filtration of X is a monotone function on the finite simplex :math:`\Delta` on N vertices; Skraba and
     Turner's cellular stability bounds the degree-k p-Wasserstein distance by the :math:`\ell_p` norm of the change

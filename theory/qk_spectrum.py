@@ -78,8 +78,9 @@ class SpectralStats:
 
 @register(
     "qk.spectral_stats",
+    value=lambda st: st.variance,
+    norm="none",
     kind="exact",
-    latex=r"\mu=\tfrac1d\sum_i\lambda_i=\tfrac{\mathrm{tr}W}d,\quad \sigma^2=\tfrac1d\sum_i|\lambda_i-\mu|^2\ \ (\text{or }\tfrac{\mathrm{tr}(W^2)}d-\mu^2)",
     assumptions=("W square real", "convention: symmetric part, complex eigenvalues, or algebraic trace form"),
     source="definitions for Bao, Hataya, Karakida, ICML 2024 (convention not recovered: seed_papers.md B.2)",
     confidence="derived",
@@ -87,6 +88,8 @@ class SpectralStats:
 )
 def spectral_stats(w, convention: str = "symmetric") -> SpectralStats:
     r"""Mean and variance of the eigenvalues of W.
+
+    .. math:: \mu=\tfrac1d\sum_i\lambda_i=\tfrac{\mathrm{tr}W}d,\quad \sigma^2=\tfrac1d\sum_i|\lambda_i-\mu|^2\ \ (\text{or }\tfrac{\mathrm{tr}(W^2)}d-\mu^2)
 
     ``symmetric``: eigenvalues of :math:`(W+W^\top)/2` (real), :math:`\sigma^2=\frac1d\sum(\lambda_i-\mu)^2`.
     ``complex``: eigenvalues of W, :math:`\sigma^2=\frac1d\sum|\lambda_i-\mu|^2\ge0`.
@@ -144,8 +147,9 @@ class GaussianMoments:
 
 @register(
     "qk.gaussian_moments",
+    value=lambda mom: mom.cross_second_moment,
+    norm="none",
     kind="exact",
-    latex=r"\mathbb E[x^\top Wx]=\mathrm{tr}W,\ \mathrm{Var}[x^\top Wx]=\mathrm{tr}(W^2)+\|W\|_F^2,\ \mathbb E[(x^\top Wy)^2]=\|W\|_F^2",
     assumptions=("x, y ~ N(0, I_d) independent",),
     source="derived here (Isserlis' theorem); seed_papers.md B.3 [D]",
     confidence="derived",
@@ -153,6 +157,8 @@ class GaussianMoments:
 )
 def gaussian_logit_moments(w, scale: str = "sqrt_d") -> GaussianMoments:
     r"""Exact moments of :math:`c\,x^\top Wx` and :math:`c\,x^\top Wy` (:math:`c=1/\sqrt d` or 1).
+
+    .. math:: \mathbb E[x^\top Wx]=\mathrm{tr}W,\ \mathrm{Var}[x^\top Wx]=\mathrm{tr}(W^2)+\|W\|_F^2,\ \mathbb E[(x^\top Wy)^2]=\|W\|_F^2
 
     Proof: :math:`\mathbb E[x^\top Wx]=\sum_iW_{ii}`; by Isserlis,
     :math:`\mathbb E[(x^\top Wx)^2]=\sum_{ijkl}W_{ij}W_{kl}(\delta_{ij}\delta_{kl}+\delta_{ik}\delta_{jl}+\delta_{il}\delta_{jk})
@@ -194,8 +200,9 @@ def effective_support(p) -> np.ndarray | float:
 
 @register(
     "qk.sparsemax",
+    value=lambda p: float(np.max(p)),
+    norm="none",
     kind="exact",
-    latex=r"\mathrm{sparsemax}(z)=\arg\min_{p\in\Delta^{T-1}}\|p-z\|_2^2=(z-\tau\mathbf 1)_+,\ \ \sum_t(z_t-\tau)_+=1",
     assumptions=("z real vector (or rows of a matrix)",),
     source="Martins, Astudillo, From Softmax to Sparsemax, ICML 2016, Prop. 1",
     confidence="standard",
@@ -203,7 +210,10 @@ def effective_support(p) -> np.ndarray | float:
 )
 def sparsemax(z) -> np.ndarray:
     r"""Sparsemax of each row: sort :math:`z_{(1)}\ge\dots`, :math:`k=\max\{k:1+kz_{(k)}>\sum_{j\le k}z_{(j)}\}`,
-    :math:`\tau=(\sum_{j\le k}z_{(j)}-1)/k`, :math:`p=(z-\tau)_+`."""
+    :math:`\tau=(\sum_{j\le k}z_{(j)}-1)/k`, :math:`p=(z-\tau)_+`.
+
+    .. math:: \mathrm{sparsemax}(z)=\arg\min_{p\in\Delta^{T-1}}\|p-z\|_2^2=(z-\tau\mathbf 1)_+,\ \ \sum_t(z_t-\tau)_+=1
+    """
     a = as_real_array("z", z, ndim=(1, 2))
     flat = np.atleast_2d(a)
     srt = -np.sort(-flat, axis=1)
@@ -218,14 +228,15 @@ def sparsemax(z) -> np.ndarray:
 
 def sparsemax_support(z) -> np.ndarray | int:
     """Number of non-zero entries of :func:`sparsemax` per row."""
-    s = np.count_nonzero(np.atleast_2d(sparsemax(z)) > 0, axis=1)
+    s = np.count_nonzero(np.atleast_2d(sparsemax(z).details) > 0, axis=1)
     return int(s[0]) if np.ndim(z) == 1 else s
 
 
 @register(
     "qk.entropy_support_order",
+    value=lambda sides: float(np.max(sides[0])),
+    norm="none",
     kind="upper",
-    latex=r"\log\frac1{\sum_tp_t^2}\le H(p)\le\log T",
     assumptions=("p a probability vector on T tokens",),
     source="standard (Renyi entropies are non-increasing in their order: H_2 <= H_1 <= H_0)",
     confidence="standard",
@@ -233,7 +244,10 @@ def sparsemax_support(z) -> np.ndarray | int:
 )
 def entropy_support_order(p) -> tuple[np.ndarray, np.ndarray]:
     r"""The two upper bounds on the measures: returns ``(exp H(p), T)`` per row, which the claim says bound
-    :math:`1/\sum p_t^2` and :math:`\exp H(p)` respectively (rounded up)."""
+    :math:`1/\sum p_t^2` and :math:`\exp H(p)` respectively (rounded up).
+
+    .. math:: \log\frac1{\sum_tp_t^2}\le H(p)\le\log T
+    """
     a = _probs(p)
     h = np.atleast_1d(attention_entropy(a))
     return np.array([round_up(math.exp(v)) for v in h]), np.full(h.shape, float(a.shape[-1]))
@@ -251,6 +265,11 @@ class TrendSides:
     lower: float
     upper: float
     pair: tuple[int, ...]
+
+
+def _upper_side(sides: "TrendSides") -> float:
+    """The claimed side of a trend claim (what the measured side must not exceed)."""
+    return sides.upper
 
 
 def _curve(sigma2, entropy, stderr) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -285,7 +304,6 @@ def _monotone_sides(h: np.ndarray, se: np.ndarray, k: float, increasing: bool) -
 
 _P1 = dict(
     kind="claim",
-    latex=r"\mu\ne0,\ \sigma_a^2<\sigma_b^2\ \Rightarrow\ \mathbb E\,H\big(p;\mu,\sigma_a^2\big)\le\mathbb E\,H\big(p;\mu,\sigma_b^2\big)",
     source="Bao, Hataya, Karakida, ICML 2024, abstract ('a small eigenspectrum variance leads attention to be "
     "localized'); operationalised in seed_papers.md B.4 (P1) [D]",
     confidence="reconstructed",
@@ -294,6 +312,8 @@ _P1 = dict(
 
 @register(
     "qk.trend_p1",
+    value=_upper_side,
+    norm="none",
     assumptions=("fixed eigenvalue mean mu > 0", "the query is one of the keys (self-token)",
                  "T <= d, 1/sqrt(d) scaling, sigma^2 <= mu^2"),
     covers="P1 in the self-token regime where the self logit mean sqrt(d) mu dominates",
@@ -302,13 +322,21 @@ _P1 = dict(
 def trend_p1(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
     r"""P1: at fixed :math:`\mu\ne0`, lowering :math:`\sigma^2` localizes, i.e. the mean entropy is
     non-decreasing in :math:`\sigma^2`. Returns the worst pair (i < j) as
-    :math:`H_i-k\,\mathrm{se}_{ij}\le H_j` (violated only by a significant decrease)."""
+    :math:`H_i-k\,\mathrm{se}_{ij}\le H_j` (violated only by a significant decrease).
+
+    .. math:: \mu\ne0,\ \sigma_a^2<\sigma_b^2\ \Rightarrow\ \mathbb E\,H\big(p;\mu,\sigma_a^2\big)\le\mathbb E\,H\big(p;\mu,\sigma_b^2\big)
+    """
     _, h, se = _curve(sigma2, entropy, stderr)
     return _monotone_sides(h, se, positive_float("k", k), increasing=True)
 
 
 @register(
     "qk.trend_p1_large_variance",
+    value=_upper_side,
+    expect="falsified",
+    refutation="past sigma^2 ~ mu^2 the mean entropy falls again (1.50 -> 1.14 nats at sigma^2 = 10 mu^2): the curve "
+    "is not monotone (corpus qk.trend_p1_large_variance)",
+    norm="none",
     assumptions=("fixed eigenvalue mean mu > 0", "self-token regime as qk.trend_p1",
                  "variance grid extended past mu^2 (up to 10 mu^2)"),
     covers="P1 where it is expected to FAIL: past sigma^2 ~ mu^2 a larger variance localizes again (its large "
@@ -317,12 +345,20 @@ def trend_p1(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
     **_P1,
 )
 def trend_p1_large_variance(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
-    r"""P1 (same inequality as :func:`trend_p1`) on a variance grid that extends past :math:`\mu^2`."""
-    return trend_p1(sigma2, entropy, stderr, k)
+    r"""P1 (same inequality as :func:`trend_p1`) on a variance grid that extends past :math:`\mu^2`.
+
+    .. math:: \mu\ne0,\ \sigma_a^2<\sigma_b^2\ \Rightarrow\ \mathbb E\,H\big(p;\mu,\sigma_a^2\big)\le\mathbb E\,H\big(p;\mu,\sigma_b^2\big)
+    """
+    return trend_p1.raw(sigma2, entropy, stderr, k)
 
 
 @register(
     "qk.trend_p1_no_self",
+    value=_upper_side,
+    expect="falsified",
+    refutation="without the self-token the cross logits have variance ~ sigma^2 + mu^2: lowering sigma^2 spreads "
+    "attention (significant decrease, ratio 1.10; corpus qk.trend_p1_no_self)",
+    norm="none",
     assumptions=("fixed eigenvalue mean mu != 0", "the query is independent of the keys (no self-token)"),
     covers="P1 where it is expected to FAIL: cross logits have variance ~ sigma^2 + mu^2, so lowering sigma^2 "
     "spreads attention",
@@ -330,14 +366,18 @@ def trend_p1_large_variance(sigma2, entropy, stderr, k: float = 4.0) -> TrendSid
     **_P1,
 )
 def trend_p1_no_self(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
-    """P1 (same inequality as :func:`trend_p1`) in the no-self-token regime."""
-    return trend_p1(sigma2, entropy, stderr, k)
+    r"""P1 (same inequality as :func:`trend_p1`) in the no-self-token regime.
+
+    .. math:: \mu\ne0,\ \sigma_a^2<\sigma_b^2\ \Rightarrow\ \mathbb E\,H\big(p;\mu,\sigma_a^2\big)\le\mathbb E\,H\big(p;\mu,\sigma_b^2\big)
+    """
+    return trend_p1.raw(sigma2, entropy, stderr, k)
 
 
 @register(
     "qk.trend_p2",
+    value=_upper_side,
+    norm="none",
     kind="claim",
-    latex=r"\mu=0,\ \sigma_a^2<\sigma_b^2\ \Rightarrow\ \mathbb E\,H\big(p;0,\sigma_a^2\big)\ge\mathbb E\,H\big(p;0,\sigma_b^2\big)",
     assumptions=("eigenvalue mean mu = 0", "self-token or not (recorded)"),
     source="Bao, Hataya, Karakida, ICML 2024, abstract ('small spectral-variance with a nonzero mean'); "
     "operationalised in seed_papers.md B.4 (P2) [D]",
@@ -346,7 +386,10 @@ def trend_p1_no_self(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
 )
 def trend_p2(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
     r"""P2: at :math:`\mu=0` lowering :math:`\sigma^2` brings no localization benefit: the mean entropy is
-    non-increasing in :math:`\sigma^2`. Worst pair as :math:`H_j-k\,\mathrm{se}\le H_i` for i < j."""
+    non-increasing in :math:`\sigma^2`. Worst pair as :math:`H_j-k\,\mathrm{se}\le H_i` for i < j.
+
+    .. math:: \mu=0,\ \sigma_a^2<\sigma_b^2\ \Rightarrow\ \mathbb E\,H\big(p;0,\sigma_a^2\big)\ge\mathbb E\,H\big(p;0,\sigma_b^2\big)
+    """
     _, h, se = _curve(sigma2, entropy, stderr)
     return _monotone_sides(h, se, positive_float("k", k), increasing=False)
 
@@ -368,8 +411,6 @@ def _p3_sides(h: np.ndarray, se: np.ndarray, log_t: float, delta: float, k: floa
 
 _P3 = dict(
     kind="claim",
-    latex=r"\sigma^2\to0:\ H\to\log T\ (\text{rank-collapse side});\ \sigma^2\to\infty:\ H\to0\ (\text{entropy collapse});\ "
-    r"\exists\ \text{moderate }\sigma^2:\ \delta\log T\le H\le(1-\delta)\log T",
     source="Bao, Hataya, Karakida, ICML 2024, abstract ('can prevent both rank and entropy collapses'); "
     "operationalised in seed_papers.md B.4 (P3) [D]",
     confidence="reconstructed",
@@ -378,12 +419,17 @@ _P3 = dict(
 
 @register(
     "qk.trend_p3",
+    value=_upper_side,
+    norm="none",
     assumptions=("eigenvalue mean mu = 0", "variance grid spanning small to large logit spread", "delta = 0.1"),
     covers="P3: the entropy curve runs from uniform to one-hot through a moderate band",
     **_P3,
 )
 def trend_p3(sigma2, entropy, stderr, n_tokens: int, delta: float = 0.1, k: float = 4.0) -> TrendSides:
-    r"""P3 on a measured curve over a variance grid (see :func:`_p3_sides`); ``n_tokens`` is T."""
+    r"""P3 on a measured curve over a variance grid (see :func:`_p3_sides`); ``n_tokens`` is T.
+
+    .. math:: \sigma^2\to0:\ H\to\log T\ (\text{rank-collapse side});\ \sigma^2\to\infty:\ H\to0\ (\text{entropy collapse});\ \exists\ \text{moderate }\sigma^2:\ \delta\log T\le H\le(1-\delta)\log T
+    """
     _, h, se = _curve(sigma2, entropy, stderr)
     t = positive_int("n_tokens", n_tokens, minimum=2)
     dl = positive_float("delta", delta)
@@ -394,6 +440,11 @@ def trend_p3(sigma2, entropy, stderr, n_tokens: int, delta: float = 0.1, k: floa
 
 @register(
     "qk.trend_p3_self_mean",
+    value=_upper_side,
+    expect="falsified",
+    refutation="with the self-token and mean mu != 0 the smallest variance is one-hot self attention, not "
+    "near-uniform (ratio 3.0; corpus qk.trend_p3_self_mean)",
+    norm="none",
     assumptions=("eigenvalue mean mu > 0 with sqrt(d) mu >> sqrt(log T)", "self-token regime"),
     covers="P3 where it is expected to FAIL: small variance gives one-hot self-attention (entropy collapse), "
     "not uniform attention",
@@ -401,5 +452,8 @@ def trend_p3(sigma2, entropy, stderr, n_tokens: int, delta: float = 0.1, k: floa
     **_P3,
 )
 def trend_p3_self_mean(sigma2, entropy, stderr, n_tokens: int, delta: float = 0.1, k: float = 4.0) -> TrendSides:
-    """P3 (same requirements as :func:`trend_p3`) in the self-token regime with a large positive mean."""
-    return trend_p3(sigma2, entropy, stderr, n_tokens, delta, k)
+    r"""P3 (same requirements as :func:`trend_p3`) in the self-token regime with a large positive mean.
+
+    .. math:: \sigma^2\to0:\ H\to\log T\ (\text{rank-collapse side});\ \sigma^2\to\infty:\ H\to0\ (\text{entropy collapse});\ \exists\ \text{moderate }\sigma^2:\ \delta\log T\le H\le(1-\delta)\log T
+    """
+    return trend_p3.raw(sigma2, entropy, stderr, n_tokens, delta, k)

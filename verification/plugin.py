@@ -61,7 +61,7 @@ def _find_violation(exc) -> BoundViolation | None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
+    yield
     if call.when != "call" or call.excinfo is None:
         return
     v = _find_violation(call.excinfo.value)

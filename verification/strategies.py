@@ -12,7 +12,8 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from boundlab.theory.attention import AttentionWeights
+from boundlab.theory.attention import AttentionLayer, AttentionWeights
+from boundlab.theory.convolution import ConvLayer
 
 from .cases import Case
 
@@ -55,14 +56,30 @@ def kernels(draw, max_channels: int = 4, max_k: int = 4, scale=(0.1, 10.0), kind
 @st.composite
 def conv_cases(draw, paddings=("circular", "zeros"), strides=(1, 2), max_n: int = 7, max_channels: int = 3,
                max_k: int = 3):
-    """A convolution layer: kernel, input size, padding, stride."""
+    """A convolution layer: kernel, input size, padding (circular, or zero-padding amounts per side: symmetric per
+    axis like PyTorch's ``padding=P``, or all four independent), stride. :func:`conv_layer_of` builds the layer."""
     k, cfg = draw(kernels(max_channels=max_channels, max_k=max_k))
     kh, kw = k.shape[2:]
     h = draw(st.integers(max(kh, 1), max_n))
     w = draw(st.integers(max(kw, 1), max_n))
-    padding = draw(st.sampled_from(paddings))
+    mode = draw(st.sampled_from(paddings))
+    if mode == "circular":
+        padding = "circular"
+    elif draw(st.booleans()):  # symmetric per axis (PyTorch's padding=(P_h, P_w)); every amount 0..k-1
+        ph, pw = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+        padding = [ph, ph, pw, pw]
+    else:
+        padding = [draw(st.integers(0, kh - 1)), draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1)),
+                   draw(st.integers(0, kw - 1))]
     stride = draw(st.sampled_from(strides))
     return Case({**cfg, "input_size": [h, w], "padding": padding, "stride": stride}, {"kernel": k})
+
+
+def conv_layer_of(case: Case) -> ConvLayer:
+    """The :class:`ConvLayer` of a conv case (``padding`` "zeros" in old corpus entries meant "same")."""
+    padding = case["padding"]
+    padding = "same" if padding == "zeros" else (padding if isinstance(padding, str) else tuple(padding))
+    return ConvLayer.create(case["kernel"], tuple(case["input_size"]), padding, case["stride"])
 
 
 @st.composite
@@ -98,6 +115,11 @@ def attention_cases(draw, max_tokens: int = 5, radius=(0.1, 4.0), min_tokens: in
 def weights_of(case: Case) -> AttentionWeights:
     """The :class:`AttentionWeights` of an attention case."""
     return AttentionWeights.from_arrays(case["query"], case["key"], case["value"], case["output"])
+
+
+def attention_layer_of(case: Case, attention: str = "dot_product") -> AttentionLayer:
+    """The :class:`AttentionLayer` of an attention case (its n_tokens and radius)."""
+    return AttentionLayer.create(weights_of(case), case["n_tokens"], case["radius"], attention)
 
 
 @st.composite

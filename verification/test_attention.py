@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from boundlab.empirical.attention import dot_product_attention, l2_attention
 from boundlab.empirical.lipschitz import global_lipschitz_lower_bound, jacobian_norm
-from boundlab.empirical.wasserstein import wasserstein_uniform
+from boundlab.empirical.compare import meanfield_w2_lower_bound
 from boundlab.theory import attention as A
 
-from boundlab.verification.falsify import must_falsify
-from boundlab.verification.corpus import replay
-from boundlab.verification.strategies import attention_cases, log_uniform, weights_of, with_config
+from boundlab.verification.properties import bound_property
+from boundlab.verification.strategies import attention_cases, attention_layer_of, log_uniform, weights_of, with_config
 
 RTOL = 1e-9
 SEARCH = {"restarts": 6, "steps": 12}
@@ -46,20 +44,14 @@ def _dp_empirical(case) -> float:
     return res.lower_bound
 
 
-@replay("attention.bounded_dp")
-@given(case=attention_cases())
-def test_bounded_dp(ledger, case):
-    w = weights_of(case)
-    bound = A.bounded_dot_product_bound(w, case["n_tokens"], case["radius"])
-    ledger.check_upper("attention.bounded_dp", _dp_empirical(case), bound, case, rtol=RTOL)
+@bound_property(A.bounded_dot_product_bound, cases=attention_cases(), rtol=RTOL)
+def test_bounded_dp(check, case):
+    check.upper(_dp_empirical(case), check.bound(attention_layer_of(case)))
 
 
-@replay("attention.castin_bounded_dp")
-@given(case=attention_cases())
-def test_castin_bounded_dp(ledger, case):
-    w = weights_of(case)
-    bound = A.castin_bounded_dot_product_bound(w, case["n_tokens"], case["radius"])
-    ledger.check_upper("attention.castin_bounded_dp", _dp_empirical(case), bound, case, rtol=RTOL)
+@bound_property(A.castin_bounded_dot_product_bound, cases=attention_cases(), rtol=RTOL)
+def test_castin_bounded_dp(check, case):
+    check.upper(_dp_empirical(case), check.bound(attention_layer_of(case)))
 
 
 def _l2_search(case, **search) -> float:
@@ -81,89 +73,57 @@ def _l2_local(case, points: int) -> float:
 L2_CASES = attention_cases(tied=True, radius=(0.1, 10.0))
 
 
-def test_kim_l2_2norm_is_falsified(ledger):
+# regime of the finding: few tokens, small widths, query scale >= 1 (the general L2_CASES need many examples)
+KIM_REGIME = attention_cases(tied=True, max_tokens=2, max_dim=2, max_head_dim=2, radius=(0.1, 10.0), scale=(1.0, 3.0))
+
+
+@bound_property(A.l2_attention_bound, cases=KIM_REGIME, rtol=RTOL, max_examples=40, require_saved=True)
+def test_kim_l2_2norm_is_falsified(check, case):
     """Finding: Kim et al.'s 2-norm bound of L2 attention, in the recalled form (sqrt of sum_h ||W^{Q,h}||^2
     ||W^{V,h}||^2), is false for the value convention X A_h W^{V,h}, A_h = W^Q W^{Q T}/sqrt(d_k): with one token
     the layer is the linear map x -> x A W^V W^O, whose norm carries ||W^Q||^2, so any |W^Q| > 1 at d = d_k = 1
-    breaks it (shrunk: W^Q = 2.04, W^V = -2.56, W^O = 0.42, exact constant 4.45 > 2.18). The fresh search (regime:
-    n <= 2, d, d_k <= 2, query scale in [1, 3]) must find such a case, Hypothesis shrinks it, it is saved and
-    every saved counterexample is replayed. The claim
-    keeps its registry source/confidence (a finding, not a planted bound); attention.kim_l2_2norm_wq2 is the
-    variant with ||W^{Q,h}||^4. Wrong code caught: a bound or estimator change that hides the violation."""
-    name = "attention.kim_l2_2norm"
-
-    def check(case):
-        w = weights_of(case)
-        # the exact local constant at a few random points of the domain is a lower bound; any value above the
-        # bound falsifies it (at n = 1 the layer is linear, so every point gives the global constant)
-        lower = _l2_local(case, points=4)
-        ledger.check_upper(name, lower, A.l2_attention_bound(w, case["n_tokens"]), case, rtol=RTOL, expect="falsified")
-
-    # regime of the finding: few tokens, small widths, query scale >= 1 (the general L2_CASES need many examples)
-    regime = attention_cases(tied=True, max_tokens=2, max_dim=2, max_head_dim=2, radius=(0.1, 10.0), scale=(1.0, 3.0))
-    must_falsify(ledger, name, regime, check, max_examples=40, require_saved=True)
+    breaks it (shrunk: W^Q = 2.04, W^V = -2.56, W^O = 0.42, exact constant 4.45 > 2.18). The record says
+    expect="falsified": the decorator runs a fresh search that must find such a case, shrink it, save it and
+    replay every saved counterexample. attention.kim_l2_2norm_wq2 is the variant with ||W^{Q,h}||^4."""
+    # the exact local constant at a few random points of the domain is a lower bound; any value above the
+    # bound falsifies it (at n = 1 the layer is linear, so every point gives the global constant)
+    check.upper(_l2_local(case, points=4), check.bound(attention_layer_of(case, "l2")))
 
 
-@replay("attention.kim_l2_2norm_wq2")
-@replay("attention.kim_l2_2norm")  # the counterexamples of the recalled form must satisfy the variant
-@given(case=L2_CASES)
-def test_kim_l2_2norm_wq2(ledger, case):
+@bound_property(A.l2_attention_bound_wq2, cases=L2_CASES, rtol=RTOL,
+                replay=("attention.kim_l2_2norm",))  # the counterexamples of the recalled form must satisfy it
+def test_kim_l2_2norm_wq2(check, case):
     """The ||W^{Q,h}||^4 variant against the same adversarial search (expected to hold; tight at n = 1, d = 1)."""
-    w = weights_of(case)
-    ledger.check_upper("attention.kim_l2_2norm_wq2", _l2_search(case), A.l2_attention_bound_wq2(w, case["n_tokens"]),
-                       case, rtol=RTOL)
+    check.upper(_l2_search(case), check.bound(attention_layer_of(case, "l2")))
 
 
-@replay("attention.kim_l2_infnorm")
-@given(case=attention_cases(tied=True, radius=(0.1, 10.0), max_tokens=4, max_dim=3))
-def test_kim_l2_infnorm(ledger, case):
+@bound_property(A.l2_attention_inf_bound, cases=attention_cases(tied=True, radius=(0.1, 10.0), max_tokens=4,
+                                                               max_dim=3), rtol=RTOL)
+def test_kim_l2_infnorm(check, case):
     w = weights_of(case)
     res = global_lipschitz_lower_bound(l2_attention(w), (case["n_tokens"], w.dim), case["radius"], norm="inf",
                                        seed=case["seed"], restarts=4, steps=8)
-    ledger.check_upper("attention.kim_l2_infnorm", res.lower_bound, A.l2_attention_inf_bound(w, case["n_tokens"]),
-                       case, rtol=RTOL)
+    check.upper(res.lower_bound, check.bound(attention_layer_of(case, "l2")))
 
 
-@replay("attention.meanfield_w2")
-@given(case=with_config(attention_cases(min_tokens=2, max_tokens=6, radius=(0.1, 2.0)), m_extra=st.integers(0, 2)))
-def test_meanfield_w2(ledger, case):
+@bound_property(A.meanfield_w2_bound, cases=with_config(attention_cases(min_tokens=2, max_tokens=6, radius=(0.1, 2.0)),
+                                                        m_extra=st.integers(0, 2)), rtol=1e-6)
+def test_meanfield_w2(check, case):
     """Pairs of token sets in B_R (same size: perturbations at several scales; different sizes: independent)."""
-    w = weights_of(case)
-    f = dot_product_attention(w)
-    n, r = case["n_tokens"], case["radius"]
-    rng = np.random.default_rng(case["seed"])
-
-    def ball(k):
-        x = rng.standard_normal((k, w.dim))
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        return x * r * rng.random((k, 1)) ** (1 / w.dim)
-
-    def push(x):
-        return f(torch.as_tensor(x)[None]).squeeze(0).detach().numpy()
-
-    def proj(x):
-        nrm = np.linalg.norm(x, axis=1, keepdims=True)
-        return x * np.minimum(1.0, r / np.maximum(nrm, 1e-300))
-
-    best = 0.0
-    for _ in range(4):
-        x = ball(n)
-        pairs = [(x, ball(n + case["m_extra"]))] + [(x, proj(x + eps * r * rng.standard_normal(x.shape))) for eps in (1e-1, 1e-3)]
-        for a, b in pairs:
-            d_in = wasserstein_uniform(a, b)
-            if d_in > 1e-9 * r:
-                best = max(best, wasserstein_uniform(push(a), push(b)) / d_in)
-    ledger.check_upper("attention.meanfield_w2", best, A.meanfield_w2_bound(w, r), case, rtol=1e-6)
+    layer = attention_layer_of(case)
+    best = meanfield_w2_lower_bound(layer, seed=case["seed"], pairs=4, extra_tokens=case["m_extra"])
+    check.upper(best, check.bound(layer))
 
 
-@replay("attention.kim_dp_not_lipschitz")
-@given(case=with_config(attention_cases(heads=1, min_tokens=2, max_tokens=5), target=log_uniform(1.0, 1e6)))
-def test_kim_dp_not_lipschitz(ledger, case):
+@bound_property(A.dot_product_blowup_witness,
+                cases=with_config(attention_cases(heads=1, min_tokens=2, max_tokens=5), target=log_uniform(1.0, 1e6)),
+                rtol=1e-9)
+def test_kim_dp_not_lipschitz(check, case):
     """Kim Thm 3.1 as a witness family: the exact local constant at X_t exceeds the certified c t^2 growth."""
     w = weights_of(case)
     target = case["target"]
-    wit = A.dot_product_blowup_witness(w, case["n_tokens"], target)
-    assert wit.lower_bound >= target * (1 - 1e-6)
-    exact = float(jacobian_norm(dot_product_attention(w), wit.tokens[None])[0])
+    wit = check.bound(w, case["n_tokens"], target)
+    assert wit.value >= target * (1 - 1e-6)
+    exact = float(jacobian_norm(dot_product_attention(w), wit.details.tokens[None])[0])
     # the claim's certified lower bound must not exceed the true local constant
-    ledger.check_upper("attention.kim_dp_not_lipschitz", wit.lower_bound, exact, case, rtol=1e-9, target=target)
+    check.claim(wit.value, exact, target=target)

@@ -7,15 +7,15 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hypothesis import given
 from hypothesis import strategies as st
 
 from boundlab.empirical.attention import dot_product_attention
 from boundlab.empirical.lipschitz import conv_operator, global_lipschitz_lower_bound, jacobian_norm
 from boundlab.theory import composition as CP
+from boundlab.theory.convolution import ConvLayer
 
 from boundlab.verification.cases import Case
-from boundlab.verification.corpus import replay
+from boundlab.verification.properties import bound_property
 from boundlab.verification.strategies import attention_weights, kernels, layernorm_cases, log_uniform, seeds, weights_of
 
 RTOL = 1e-9
@@ -26,16 +26,15 @@ def _ln_torch(gamma, beta, eps):
     return lambda x: F.layer_norm(x, (g.shape[0],), g, b, eps)
 
 
-@replay("composition.layernorm")
-@given(case=layernorm_cases())
-def test_layernorm(ledger, case):
+@bound_property(CP.layernorm_lipschitz, cases=layernorm_cases(), rtol=RTOL)
+def test_layernorm(check, case):
     g, b, eps, r = case["gamma"], case["beta"], case["eps"], case["radius"]
     d = g.size
     f = _ln_torch(g, b, eps)
     # constant vectors (zero variance) are where the Jacobian peaks: start there too
     inits = np.stack([np.full((1, d), c) for c in (0.0, r / math.sqrt(d), -r / math.sqrt(d))])
     res = global_lipschitz_lower_bound(f, (1, d), r, inits=inits, seed=case["seed"], restarts=4, steps=10)
-    ledger.check_upper("composition.layernorm", res.lower_bound, CP.layernorm_lipschitz(g, eps), case, rtol=RTOL)
+    check.upper(res.lower_bound, check.bound(g, eps))
 
 
 @st.composite
@@ -50,15 +49,14 @@ def batchnorm_cases(draw):
                                                                              "running_mean": rng.standard_normal(c)})
 
 
-@replay("composition.batchnorm_eval")
-@given(case=batchnorm_cases())
-def test_batchnorm_eval(ledger, case):
+@bound_property(CP.batchnorm_eval_lipschitz, cases=batchnorm_cases(), rtol=1e-9)
+def test_batchnorm_eval(check, case):
     g, v, m, eps, s = case["gamma"], case["running_var"], case["running_mean"], case["eps"], case["size"]
     gt, vt, mt = (torch.as_tensor(a) for a in (g, v, m))
     f = lambda x: F.batch_norm(x, mt, vt, gt, torch.zeros_like(gt), training=False, eps=eps)  # noqa: E731
     x = torch.zeros((1, g.size, s, s), dtype=torch.float64)
     exact = float(jacobian_norm(f, x)[0])
-    ledger.check_exact("composition.batchnorm_eval", CP.batchnorm_eval_lipschitz(g, v, eps), exact, case, rtol=1e-9)
+    check.exact(check.bound(g, v, eps), exact)
 
 
 @st.composite
@@ -83,9 +81,8 @@ def block_cases(draw):
     return Case({**cfg, "mlp_seed": seed, "eps": eps, "n_tokens": n, "radius": r}, arrays)
 
 
-@replay("composition.network")
-@given(case=block_cases())
-def test_transformer_block_network_bound(ledger, case):
+@bound_property(CP.network_bound, cases=block_cases(), rtol=RTOL)
+def test_transformer_block_network_bound(check, case):
     w = weights_of(case)
     eps, n = case["eps"], case["n_tokens"]
     a = {k: case[k] for k in ("g1", "b1", "g2", "b2", "w1", "c1", "w2", "c2")}
@@ -95,7 +92,7 @@ def test_transformer_block_network_bound(ledger, case):
         CP.layernorm(a["g2"], a["b2"], eps),
         CP.residual(CP.linear(a["w1"], a["c1"]), CP.relu(), CP.linear(a["w2"], a["c2"])),
     ]
-    bound, _ = CP.network_bound(layers)  # global: the first LayerNorm bounds the attention's domain
+    bound = check.bound(layers)  # global: the first LayerNorm bounds the attention's domain
     ln1, ln2 = _ln_torch(a["g1"], a["b1"], eps), _ln_torch(a["g2"], a["b2"], eps)
     att = dot_product_attention(w)
     t = {k: torch.as_tensor(v) for k, v in a.items()}
@@ -107,7 +104,7 @@ def test_transformer_block_network_bound(ledger, case):
         return x + torch.relu(x @ t["w1"] + t["c1"]) @ t["w2"] + t["c2"]
 
     res = global_lipschitz_lower_bound(f, (n, w.dim), case["radius"], seed=case["mlp_seed"], restarts=4, steps=10)
-    ledger.check_upper("composition.network", res.lower_bound, bound, case, rtol=RTOL)
+    check.upper(res.lower_bound, bound)
 
 
 @st.composite
@@ -120,16 +117,60 @@ def conv_stack_cases(draw):
     return Case({"k1": c1, "k2": c2, "n": n, "seed": c1["seed"]}, {"kernel1": k1, "kernel2": k2})
 
 
-@replay("composition.product")
-@given(case=conv_stack_cases())
-def test_conv_relu_conv_product(ledger, case):
+@bound_property(CP.product_bound, cases=conv_stack_cases(), rtol=RTOL)
+def test_conv_relu_conv_product(check, case):
     """conv(circular) -> ReLU -> conv(zeros, same): the product rule with exact / sound per-layer constants."""
     n = case["n"]
-    l1, l2 = CP.conv2d(case["kernel1"], n, "circular"), CP.conv2d(case["kernel2"], n, "same")
-    bound = CP.product_bound([l1.lipschitz(math.inf), 1.0, l2.lipschitz(math.inf)])
-    op1 = conv_operator(case["kernel1"], n, "circular")
-    op2 = conv_operator(case["kernel2"], n, "zeros")
+    c1, c2 = ConvLayer.create(case["kernel1"], n, "circular"), ConvLayer.create(case["kernel2"], n, "same")
+    l1, l2 = CP.conv2d(c1), CP.conv2d(c2)
+    bound = check.bound([l1.lipschitz(math.inf), 1.0, l2.lipschitz(math.inf)])
+    op1 = conv_operator(c1)
+    op2 = conv_operator(c2)
     f = lambda x: op2(torch.relu(op1(x)))  # noqa: E731
     res = global_lipschitz_lower_bound(f, (case["kernel1"].shape[1], n, n), 1.0, seed=case["seed"], restarts=4,
                                        steps=8)
-    ledger.check_upper("composition.product", res.lower_bound, bound, case, rtol=RTOL)
+    check.upper(res.lower_bound, bound)
+
+
+@st.composite
+def residual_cases(draw):
+    """A residual block x + g(x) with a linear branch g(x) = W x of norm L: ``aligned`` (W = L P, P an orthogonal
+    projection: ||I + W|| = 1 + L, the tight family), ``random`` (||W|| = L, any direction), or ``relu`` (g a
+    one-hidden-layer ReLU net whose branch constant is bounded by ||W_2|| ||W_1||)."""
+    d = draw(st.integers(1, 5))
+    scale = draw(log_uniform(1e-2, 10.0))
+    kind = draw(st.sampled_from(["aligned", "random", "relu"]))
+    seed = draw(seeds)
+    rng = np.random.default_rng(seed)
+    if kind == "aligned":
+        q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+        rank = int(rng.integers(1, d + 1))
+        w = scale * q[:, :rank] @ q[:, :rank].T
+        arrays = {"w": w}
+    elif kind == "random":
+        w = rng.standard_normal((d, d))
+        arrays = {"w": w * scale / np.linalg.norm(w, 2)}
+    else:
+        h = int(rng.integers(1, 6))
+        w1, w2 = rng.standard_normal((h, d)), rng.standard_normal((d, h))
+        arrays = {"w1": w1 * math.sqrt(scale) / np.linalg.norm(w1, 2), "w2": w2 * math.sqrt(scale) / np.linalg.norm(w2, 2)}
+    return Case({"kind": kind, "seed": seed, "scale": scale, "dim": d}, arrays)
+
+
+@bound_property(CP.residual_bound, cases=residual_cases(), rtol=RTOL)
+def test_residual(check, case):
+    """composition.residual: Lip(x + g(x)) <= 1 + Lip(g). Linear branches give the exact constant ||I + W||_2 (an
+    SVD, tight for the aligned family); ReLU branches a searched lower bound."""
+    # wrong code caught: max(1, L) or L for 1 + L (the aligned family reaches 1 + L), a dropped 1
+    if case["kind"] == "relu":
+        w1, w2 = case["w1"], case["w2"]
+        branch = float(np.linalg.norm(w2, 2) * np.linalg.norm(w1, 2))
+        t1, t2 = torch.as_tensor(w1), torch.as_tensor(w2)
+        res = global_lipschitz_lower_bound(lambda x: x + torch.relu(x @ t1.T) @ t2.T, (1, case["dim"]), 1.0,
+                                           seed=case["seed"] % 2**31, restarts=4, steps=10)
+        lower = res.lower_bound
+    else:
+        w = case["w"]
+        branch = float(np.linalg.norm(w, 2))
+        lower = float(np.linalg.svd(np.eye(w.shape[0]) + w, compute_uv=False)[0])
+    check.upper(lower, check.bound(branch))

@@ -22,25 +22,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import given
 
 from boundlab.empirical.convex_heads import objective as torch_objective
 from boundlab.empirical.convex_heads import train_heads
 from boundlab.theory import convex_attention as CA
 
-from boundlab.verification.falsify import must_falsify
-from boundlab.verification.corpus import replay
-from boundlab.verification.planted import PLANTED
+from boundlab.theory import planted as PL
+from boundlab.verification.properties import bound_property
 from boundlab.verification.strategies_convex import convex_cases, loss_kwargs
 
 RTOL_LOWER = 1e-9
 RTOL_RECOVERY = 1e-6
-PLANTED_NAME = "planted.convex_no_gram"
-# registered with the ledger's table of planted bounds so that verify.json shows it as "planted"
-PLANTED.setdefault(PLANTED_NAME, {
-    "source": "planted: the linear-attention convex program with the Gram factor dropped from the lifting",
-    "latex": r"\min_Z\sum_iF\big(\sum_kX_iZ^{(k,k)}\big)+\beta\|Z\|_*\le p^*_{SA}",
-})
 
 
 def _torch_value(kind: str, case, heads: CA.Heads, gates) -> float:
@@ -56,17 +48,18 @@ def _torch_value(kind: str, case, heads: CA.Heads, gates) -> float:
                                      case["beta"], loss, pool))
 
 
-def _check_program(ledger, name: str, case, solve, numpy_objective, kind: str, gates) -> None:
+def _check_program(check, case, solve, numpy_objective, kind: str, gates) -> None:
     kw = loss_kwargs(case)
-    sol = solve(**kw)
+    sol = solve(**kw).details
     heads = CA.recover_heads(sol)
-    mstar = CA.m_star(sol.problem)
     # (c) heads recovered <= m*
-    ledger.check_upper("convex.m_star", len(heads), mstar, case, rtol=0.0, program=name)
+    mstar = check.of(CA.m_star).bound(sol.problem)
+    check.of(CA.m_star).upper(len(heads), mstar, rtol=0.0, program=check.name)
+    mstar = int(mstar.value)
     # (b) recovered weights attain the certified optimum (numpy defining formula and torch objective)
     if len(heads):
         for impl, value in (("numpy", numpy_objective(heads, **kw)), ("torch", _torch_value(kind, case, heads, gates))):
-            ledger.check_exact(name, value, sol.lower, case, rtol=RTOL_RECOVERY, check="b", implementation=impl)
+            check.exact(value, sol.lower, rtol=RTOL_RECOVERY, check="b", implementation=impl)
     # (a) the certified optimum is below the non-convex objective at random and trained weights
     rng = np.random.default_rng(case["seed"] + 1)
     m = int(rng.integers(1, mstar + 2))
@@ -79,71 +72,51 @@ def _check_program(ledger, name: str, case, solve, numpy_objective, kind: str, g
     trained = train_heads(kind, case["tokens"], case["targets"], case["beta"], heads=m, gates=gates, steps=40,
                           seed=case["seed"], **kw)
     for label, value in (("random", numpy_objective(random, **kw)), ("trained", trained.objective)):
-        ledger.check_upper(name, sol.lower, value, case, rtol=RTOL_LOWER, check="a", weights=label, heads=m)
+        check.lower(sol.lower, value, rtol=RTOL_LOWER, check="a", weights=label, heads=m)
     # the dual certificate behind every ``lower`` is a lower bound on p* at ANY point, not only near the optimum
     # (catches a dual point that is not rescaled into the dual-norm ball: alpha = 1 overshoots away from Z*)
     shape = (p_count, *sol.problem.block_shape)
     for label, point in (("zero", np.zeros(shape)), ("random", rng.standard_normal(shape) * scale),
                          ("scaled_optimum", 3.0 * sol.z)):
-        ledger.check_upper(name, CA.certificate(sol.problem, point)[1], sol.upper, case, rtol=RTOL_LOWER,
-                           check="dual", point=label)
+        check.order(CA.certificate(sol.problem, point)[1], sol.upper, rtol=RTOL_LOWER, what="dual <= primal",
+                    point=label)
 
 
-@replay("convex.linear_attention")
-@given(case=convex_cases(head="attention"))
-def test_linear_attention(ledger, case):
+@bound_property(CA.linear_attention_program, cases=convex_cases(head="attention"), rtol=RTOL_LOWER,
+                also=(CA.m_star,))
+def test_linear_attention(check, case):
     x, y, beta = case["tokens"], case["targets"], case["beta"]
-    _check_program(ledger, "convex.linear_attention", case,
-                   lambda **kw: CA.linear_attention_program(x, y, beta, **kw),
+    _check_program(check, case, lambda **kw: check.bound(x, y, beta, **kw),
                    lambda h, **kw: CA.attention_objective(x, y, h, beta, **kw), "attention", None)
 
 
-@replay("convex.gated_relu_attention")
-@given(case=convex_cases(head="attention", gated=True))
-def test_gated_relu_attention(ledger, case):
+@bound_property(CA.gated_relu_attention_program, cases=convex_cases(head="attention", gated=True), rtol=RTOL_LOWER,
+                also=(CA.m_star,))
+def test_gated_relu_attention(check, case):
     x, y, beta, g = case["tokens"], case["targets"], case["beta"], case["gates"]
-    _check_program(ledger, "convex.gated_relu_attention", case,
-                   lambda **kw: CA.gated_relu_attention_program(x, y, beta, g, **kw),
+    _check_program(check, case, lambda **kw: check.bound(x, y, beta, g, **kw),
                    lambda h, **kw: CA.attention_objective(x, y, h, beta, gates=g, **kw), "attention", g)
 
 
-@replay("convex.mlp_head")
-@given(case=convex_cases(head="mlp", gated=True, max_dim=3, max_n=6))
-def test_mlp_head(ledger, case):
+@bound_property(CA.mlp_head_program, cases=convex_cases(head="mlp", gated=True, max_dim=3, max_n=6), rtol=RTOL_LOWER,
+                also=(CA.m_star,))
+def test_mlp_head(check, case):
     """Gated-ReLU heads; the linear head is the same program with gates=None, drawn when the seed is even."""
     x, y, beta = case["tokens"], case["targets"], case["beta"]
     g = case["gates"] if case["seed"] % 2 else None
-    _check_program(ledger, "convex.mlp_head", case,
-                   lambda **kw: CA.mlp_head_program(x, y, beta, g, **kw),
+    _check_program(check, case, lambda **kw: check.bound(x, y, beta, g, **kw),
                    lambda h, **kw: CA.mlp_objective(x, y, h, beta, gates=g, **kw), "mlp", g)
 
 
 # --------------------------------------------------------------------------- planted
-def planted_no_gram(case) -> float:
-    """Certified optimum of the planted program: lifting :math:`X[t,a]\\,\\delta_{k\\ell}` instead of :math:`X[t,a]G[k,\\ell]`."""
-    x = CA.as_tokens(case["tokens"])
-    n, s, d = x.shape
-    eye = np.broadcast_to(np.eye(d), (1, n, s, d, d))
-    lift = np.einsum("ita,gitkl->gitkal", x, eye).reshape(1, n, s, d**3)
-    kw = loss_kwargs(case)
-    c = CA.target_matrix(case["targets"], kw["loss"], n, s, kw.get("pool", False) or kw["loss"] == "cross_entropy",
-                         kw.get("classes"))[1]
-    prob = CA.lifted_problem(lift, case["targets"], case["beta"], block_shape=(d * d, d * c), kind="linear_attention",
-                             **kw)
-    return CA.solve(prob).lower
-
-
-def test_planted_convex_program_is_falsified(ledger):
+@bound_property(PL.convex_no_gram, cases=convex_cases(head="attention"), rtol=RTOL_LOWER)
+def test_planted_convex_program_is_falsified(check, case):
     """A fresh search (no database, no corpus) must find data where the planted optimum exceeds the true one."""
-
-    def check(case):
-        x, y, beta = case["tokens"], case["targets"], case["beta"]
-        kw = loss_kwargs(case)
-        true = CA.linear_attention_program(x, y, beta, **kw)
-        attained = CA.attention_objective(x, y, CA.recover_heads(true), beta, **kw)
-        ledger.check_upper(PLANTED_NAME, planted_no_gram(case), attained, case, rtol=1e-9, expect="falsified")
-
-    must_falsify(ledger, PLANTED_NAME, convex_cases(head="attention"), check)
+    x, y, beta = case["tokens"], case["targets"], case["beta"]
+    kw = loss_kwargs(case)
+    true = CA.linear_attention_program(x, y, beta, **kw).details
+    attained = CA.attention_objective(x, y, CA.recover_heads(true), beta, **kw)
+    check.lower(check.bound(x, y, beta, **kw), attained)
 
 
 def test_recovery_layout_matches_block_identity():

@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from boundlab.empirical.lipschitz import conv_operator, conv_operator_norm, dense_jacobian
 from boundlab.theory import convolution as C
 
-from boundlab.verification.corpus import replay
+from boundlab.verification.properties import bound_property
 from boundlab.verification.cases import Case
-from boundlab.verification.strategies import conv_cases, log_uniform, seeds
+from boundlab.verification.strategies import conv_cases, conv_layer_of, log_uniform, seeds
 
 RTOL_UPPER = 1e-9
 RTOL_EXACT = 1e-7
 
 
 def _truth(case) -> float:
-    return conv_operator_norm(case["kernel"], case["input_size"], case["padding"], case["stride"])
+    return conv_operator_norm(conv_layer_of(case))
 
 
 @st.composite
@@ -65,66 +64,51 @@ def isolated_frequency_cases(draw):
                  "noise": noise, "input_size": [h, w], "padding": "circular", "stride": 1}, {"kernel": k})
 
 
-def _check_circular_exact(ledger, case):
-    exact = C.circular_spectral_norm(case["kernel"], case["input_size"])
+def _check_circular_exact(check, case):
+    layer = conv_layer_of(case)
     truth = _truth(case)
-    ledger.check_exact("conv.circular_exact", exact, truth, case, rtol=RTOL_EXACT)
+    check.exact(check.bound(layer), truth)
     # the certified-pruning route (forced; "auto" uses it only from 16 channels) must give the same maximum
-    pruned = C.circular_spectral_norm(case["kernel"], case["input_size"], method="pruned")
-    ledger.check_exact("conv.circular_exact", pruned, truth, case, rtol=RTOL_EXACT, route="pruned")
+    check.exact(check.bound(layer, method="pruned"), truth, route="pruned")
 
 
-@replay("conv.circular_exact")
-@given(case=conv_cases(paddings=("circular",), strides=(1,)))
-def test_circular_exact(ledger, case):
-    _check_circular_exact(ledger, case)
+@bound_property(C.circular_exact, cases=conv_cases(paddings=("circular",), strides=(1,)), rtol=RTOL_EXACT)
+def test_circular_exact(check, case):
+    _check_circular_exact(check, case)
 
 
-@given(case=isolated_frequency_cases())
-def test_circular_exact_isolated_frequency(ledger, case):
+@bound_property(C.circular_exact, cases=isolated_frequency_cases(), rtol=RTOL_EXACT)
+def test_circular_exact_isolated_frequency(check, case):
     """conv.circular_exact on kernels whose maximum sits at one frequency pair (pruning must not skip it)."""
     # wrong code caught: a Cholesky certificate that passes blocks above the current maximum, a block-index
     # mix-up between the Gram blocks and the exact SVDs (both return a smaller maximum)
-    _check_circular_exact(ledger, case)
+    _check_circular_exact(check, case)
 
 
-@replay("conv.circular_singular_values")
-@given(case=conv_cases(paddings=("circular",), strides=(1,), max_n=5))
-def test_circular_singular_values(ledger, case):
-    op = conv_operator(case["kernel"], case["input_size"], "circular")
+@bound_property(C.circular_spectrum, cases=conv_cases(paddings=("circular",), strides=(1,), max_n=5),
+                rtol=RTOL_EXACT)
+def test_circular_singular_values(check, case):
+    layer = conv_layer_of(case)
+    op = conv_operator(layer)
     c_in = case["kernel"].shape[1]
     h, w = case["input_size"]
     x = torch.zeros((1, c_in, h, w), dtype=torch.float64)
     dense = np.linalg.svd(dense_jacobian(op, x)[0], compute_uv=False)
-    theory = C.circular_singular_values(case["kernel"], case["input_size"])
-    ledger.check_exact("conv.circular_singular_values", theory, dense, case, rtol=RTOL_EXACT)
+    check.exact(check.bound(layer), dense)
 
 
-def _grid(case) -> tuple[int, int]:
-    h, w = case["input_size"]
-    if case["padding"] == "circular":
-        return h, w
-    kh, kw = case["kernel"].shape[2:]
-    return h + kh // 2, w + kw // 2
+def _upper(evaluator, paddings, **kw):
+    """An upper-bound property of a conv bound on layers with the given paddings (every amount, both strides)."""
+
+    def test(check, case):
+        check.upper(_truth(case), check.bound(conv_layer_of(case), **kw))
+
+    test.__name__ = f"test_upper_{evaluator.bound.name.replace('.', '_')}"
+    test.__qualname__ = test.__name__
+    return bound_property(evaluator, cases=conv_cases(paddings=paddings), rtol=RTOL_UPPER)(test)
 
 
-UPPER = {
-    "conv.kernel_matrix": (lambda c: C.kernel_matrix_bound(c["kernel"]), ("circular", "zeros")),
-    "conv.singla_four_reshape": (lambda c: C.four_reshape_bound(c["kernel"]), ("circular", "zeros")),
-    "conv.gram_iteration": (lambda c: C.gram_iteration_bound(c["kernel"], _grid(c), n_iter=3), ("circular", "zeros")),
-    "conv.zero_padded_upper": (lambda c: C.zero_padded_upper_bound(c["kernel"], c["input_size"], "same"), ("zeros",)),
-}
-
-
-def _make_upper_test(name, fn, paddings):
-    @replay(name)
-    @given(case=conv_cases(paddings=paddings))
-    def test(ledger, case):
-        ledger.check_upper(name, _truth(case), fn(case), case, rtol=RTOL_UPPER)
-
-    test.__name__ = f"test_upper_{name.replace('.', '_')}"
-    return test
-
-
-for _name, (_fn, _pads) in UPPER.items():
-    globals()[f"test_upper_{_name.replace('.', '_')}"] = _make_upper_test(_name, _fn, _pads)
+test_upper_conv_kernel_matrix = _upper(C.kernel_matrix_bound, ("circular", "zeros"))
+test_upper_conv_singla_four_reshape = _upper(C.four_reshape_bound, ("circular", "zeros"))
+test_upper_conv_gram_iteration = _upper(C.gram_iteration_bound, ("circular", "zeros"), n_iter=3)
+test_upper_conv_zero_padded_upper = _upper(C.zero_padded_upper, ("zeros",))

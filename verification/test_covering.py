@@ -25,7 +25,6 @@ import math
 
 import numpy as np
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from boundlab.empirical.attention import dot_product_attention
@@ -38,8 +37,8 @@ from boundlab.theory import covering as CV
 from boundlab.theory.numerics import round_up
 
 from boundlab.verification.cases import Case
-from boundlab.verification.corpus import replay
-from boundlab.verification.strategies import log_uniform, seeds
+from boundlab.verification.properties import bound_property
+from boundlab.verification.strategies import conv_layer_of, log_uniform, seeds
 from boundlab.verification.strategies_convex import (ball_cases, conv_class_cases, head_class_cases, matrix_class_cases,
                                 network_class_cases, point_clouds)
 
@@ -56,12 +55,10 @@ def _packing_log(points: np.ndarray, eps: float, metric: str = "euclidean") -> f
     return _log(covering_bracket(points, eps, metric).lower)
 
 
-@replay("covering.ball")
-@given(case=ball_cases())
-def test_ball(ledger, case):
+@bound_property(CV.ball_log_covering, cases=ball_cases(), rtol=RTOL)
+def test_ball(check, case):
     net = greedy_net(case["points"], case["eps"])
-    bound = CV.ball_log_covering(case["radius"], case["eps"], case["dim"])
-    ledger.check_upper("covering.ball", _log(net.size), bound, case, rtol=RTOL)
+    check.upper(_log(net.size), check.bound(case["radius"], case["eps"], case["dim"]))
 
 
 # --------------------------------------------------------------------------- Lipschitz image on activations
@@ -100,11 +97,11 @@ def _layer(case):
     """(inputs S as flat rows, f on flat rows, certified L) for a Lipschitz-image case."""
     img = _digits()[case["indices"]]
     if case["layer"] in ("conv", "pointwise"):
-        k = case["kernel"]
-        op = conv_operator(k, 8, case["padding"])
-        lip = (C.zero_padded_upper_bound(k, 8, "same") if case["padding"] == "zeros"
-               else C.circular_spectral_norm(k, 8))
-        lip = lip if case["padding"] == "zeros" else round_up(lip)
+        layer = conv_layer_of(Case({"input_size": [8, 8], "padding": case["padding"], "stride": 1},
+                                   {"kernel": case["kernel"]}))
+        op = conv_operator(layer)
+        lip = (C.zero_padded_upper(layer).value if layer.padding_mode == "zeros"
+               else round_up(C.circular_exact(layer).value))
         x = img.reshape(len(img), -1)
         f = lambda z: op(torch.as_tensor(z).reshape(-1, 1, 8, 8)).reshape(len(z), -1).numpy()  # noqa: E731
         return x, f, lip
@@ -114,12 +111,12 @@ def _layer(case):
     tokens = quad / max(float(np.linalg.norm(quad, axis=2).max()), 1e-12) * case["radius"]
     att = dot_product_attention(w)
     f = lambda z: att(torch.as_tensor(z).reshape(-1, 4, 4)).reshape(len(z), -1).numpy()  # noqa: E731
-    return tokens.reshape(len(img), -1), f, A.bounded_dot_product_bound(w, case["n_tokens"], case["radius"])
+    layer = A.AttentionLayer.create(w, case["n_tokens"], case["radius"])
+    return tokens.reshape(len(img), -1), f, A.bounded_dot_product_bound(layer).value
 
 
-@replay("covering.lipschitz_image")
-@given(case=image_layer_cases())
-def test_lipschitz_image_on_activations(ledger, case):
+@bound_property(CV.lipschitz_image, cases=image_layer_cases(), rtol=RTOL)
+def test_lipschitz_image_on_activations(check, case):
     x, f, lip = _layer(case)
     dist = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
     positive = dist[dist > 0]
@@ -131,14 +128,12 @@ def test_lipschitz_image_on_activations(ledger, case):
     # the image of the net covers f(S) at the scale the rule gives for the net's own covering radius
     # (catches a rule that does not multiply the scale by L: pointwise layers stretch every distance by exactly L)
     r_in = covering_radius(x, x[net])
-    ledger.check_upper("covering.lipschitz_image", covering_radius(fx, fx[net]),
-                       CV.lipschitz_image(_log(net.size), r_in, lip).scale, case, rtol=RTOL, check="radius",
-                       lipschitz=lip)
+    check.upper(covering_radius(fx, fx[net]), check.bound(_log(net.size), r_in, lip).details.scale, check="radius",
+                lipschitz=lip)
     # N(L eps, f(S)) >= (2 L eps-packing of f(S)) must not exceed the eps-net of S
-    image = CV.lipschitz_image(_log(net.size), eps, lip)
+    image = check.bound(_log(net.size), eps, lip).details
     if image.scale > 0:
-        ledger.check_upper("covering.lipschitz_image", _packing_log(fx, image.scale), image.log_n, case, rtol=RTOL,
-                           check="count", lipschitz=lip)
+        check.upper(_packing_log(fx, image.scale), image.log_n, check="count", lipschitz=lip)
 
 
 # --------------------------------------------------------------------------- class covering bounds
@@ -154,9 +149,8 @@ def _ball_sample(rng, shape, norm, budget: float, count: int) -> list[np.ndarray
     return out
 
 
-@replay("covering.bartlett17_matrix")
-@given(case=matrix_class_cases())
-def test_bartlett17_matrix(ledger, case):
+@bound_property(CV.bartlett17_matrix, cases=matrix_class_cases(), rtol=RTOL)
+def test_bartlett17_matrix(check, case):
     x, m, p, s, a = case["data"], case["m"], case["p"], case["s"], case["a"]
     d = x.shape[1]
     q = math.inf if p == 1 else p / (p - 1)
@@ -172,8 +166,7 @@ def test_bartlett17_matrix(ledger, case):
     r = math.inf if s == 1 else s / (s - 1)
     radius = a * float(np.linalg.norm(x.ravel(), ord=p)) * (m ** (1 / r) if math.isfinite(r) else 1.0)
     eps = case["frac"] * max(radius, 1e-12)
-    bound = CV.bartlett17_matrix(x, a, eps, m, p=p, s=s)
-    ledger.check_upper("covering.bartlett17_matrix", _packing_log(outputs, eps), bound, case, rtol=RTOL)
+    check.upper(_packing_log(outputs, eps), check.bound(x, a, eps, m, p=p, s=s))
 
 
 def _relu_net(weights, x):
@@ -185,9 +178,8 @@ def _relu_net(weights, x):
     return h.T
 
 
-@replay("covering.bartlett17_network")
-@given(case=network_class_cases())
-def test_bartlett17_network(ledger, case):
+@bound_property(CV.bartlett17_network, cases=network_class_cases(), rtol=RTOL)
+def test_bartlett17_network(check, case):
     base = [case[f"w{i}"] for i in range(case["depth"])]
     spectral, l21 = CV.network_norms(base)
     spectral = [max(v, 1e-12) for v in spectral]
@@ -205,14 +197,13 @@ def test_bartlett17_network(ledger, case):
     outputs = np.stack([_relu_net(net, x).ravel() for net in members])
     radius = float(np.linalg.norm(x)) * float(np.prod(spectral))
     eps = case["frac"] * max(radius, 1e-12)
-    bound = CV.bartlett17_network(x, spectral, l21, eps, width=max(case["widths"]))
-    assert CV.bartlett17_network(x, spectral, l21, eps, width=max(case["widths"]), ceil=True) >= bound * (1 - 1e-12)
-    ledger.check_upper("covering.bartlett17_network", _packing_log(outputs, eps), bound, case, rtol=RTOL)
+    bound = check.bound(x, spectral, l21, eps, width=max(case["widths"]))
+    assert check.bound(x, spectral, l21, eps, width=max(case["widths"]), ceil=True).value >= bound.value * (1 - 1e-12)
+    check.upper(_packing_log(outputs, eps), bound)
 
 
-@replay("covering.graf22_conv")
-@given(case=conv_class_cases())
-def test_graf22_conv(ledger, case):
+@bound_property(CV.graf22_conv, cases=conv_class_cases(), rtol=RTOL)
+def test_graf22_conv(check, case):
     x, b = case["data"], case["b"]
     shape = (case["c_out"], x.shape[1], case["k"], case["k"])
     rng = np.random.default_rng(case["seed"])
@@ -224,11 +215,12 @@ def test_graf22_conv(ledger, case):
             kernels.append(kern * b / CV.conv_l21_norm(kern) * (1 - 1e-12))
     # every class member in one convolution: the kernels stacked along the output channels
     stacked = np.concatenate(kernels, axis=0)
-    out = conv_operator(stacked, x.shape[2], case["padding"], case["stride"])(torch.as_tensor(x)).numpy()
+    layer = conv_layer_of(Case({"input_size": [x.shape[2], x.shape[3]], "padding": case["padding"],
+                                "stride": case["stride"]}, {"kernel": stacked}))
+    out = conv_operator(layer)(torch.as_tensor(x)).numpy()
     outputs = out.reshape(x.shape[0], len(kernels), shape[0], *out.shape[2:]).swapaxes(0, 1).reshape(len(kernels), -1)
     eps = case["frac"] * max(b * float(np.linalg.norm(x)), 1e-12)
-    bound = CV.graf22_conv(x, b, eps, shape)
-    ledger.check_upper("covering.graf22_conv", _packing_log(outputs, eps), bound, case, rtol=RTOL)
+    check.upper(_packing_log(outputs, eps), check.bound(x, b, eps, shape))
 
 
 def _head_outputs(x, w, v, qk) -> np.ndarray:
@@ -240,9 +232,8 @@ def _head_outputs(x, w, v, qk) -> np.ndarray:
     return np.maximum(pooled @ v, 0.0) @ w
 
 
-@replay("covering.edelman22_attention")
-@given(case=head_class_cases())
-def test_edelman22_attention(ledger, case):
+@bound_property(CV.edelman22_attention, cases=head_class_cases(), rtol=RTOL)
+def test_edelman22_attention(check, case):
     x = case["data"]
     d = x.shape[2]
     rng = np.random.default_rng(case["seed"])
@@ -258,10 +249,8 @@ def test_edelman22_attention(ledger, case):
     outputs = np.stack(outputs)
     radius = case["b_w"] * case["b_v"] * float(np.linalg.norm(x, axis=2).max())
     eps = case["frac"] * max(radius, 1e-12)
-    bound = CV.edelman22_attention(x, eps, b_w=case["b_w"], b_v=case["b_v"], b_v21=case["b_v21"],
-                                   b_qk21=case["b_qk21"])
-    ledger.check_upper("covering.edelman22_attention", _packing_log(outputs, eps, "chebyshev"), bound, case,
-                       rtol=RTOL)
+    bound = check.bound(x, eps, b_w=case["b_w"], b_v=case["b_v"], b_v21=case["b_v21"], b_qk21=case["b_qk21"])
+    check.upper(_packing_log(outputs, eps, "chebyshev"), bound)
 
 
 # --------------------------------------------------------------------------- intrinsic dimension
@@ -269,18 +258,14 @@ def _transformed(case) -> np.ndarray:
     return case["scale"] * case["points"] @ case["rotation"] + case["shift"]
 
 
-@replay("compactness.twonn_scale_invariant")
-@given(case=point_clouds())
-def test_twonn_scale_invariant(ledger, case):
-    ledger.check_exact("compactness.twonn_scale_invariant", K.twonn_dimension(_transformed(case)),
-                       K.twonn_dimension(case["points"]), case, rtol=RTOL)
+@bound_property(K.twonn_dimension, cases=point_clouds(), rtol=RTOL)
+def test_twonn_scale_invariant(check, case):
+    check.exact(check.bound(_transformed(case)), check.bound(case["points"]).value)
 
 
-@replay("compactness.mle_scale_invariant")
-@given(case=point_clouds(min_points=12))
-def test_mle_scale_invariant(ledger, case):
+@bound_property(K.levina_bickel_dimension, cases=point_clouds(min_points=12), rtol=RTOL)
+def test_mle_scale_invariant(check, case):
     k = min(10, case["n"] - 1)
     for average in ("mean", "inverse"):
-        ledger.check_exact("compactness.mle_scale_invariant",
-                           K.levina_bickel_dimension(_transformed(case), k, average),
-                           K.levina_bickel_dimension(case["points"], k, average), case, rtol=RTOL, average=average)
+        check.exact(check.bound(_transformed(case), k, average), check.bound(case["points"], k, average).value,
+                    average=average)

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import given
-
 from boundlab.empirical.attention import dot_product_attention
 from boundlab.empirical.lipschitz import global_lipschitz_lower_bound
 from boundlab.empirical.mlp import feedforward_function
 from boundlab.theory import attention as A
-from boundlab.theory.attention_sdp import attention_sdp_details
-from boundlab.theory.lipsdp import lipsdp
+from boundlab.theory import lipsdp as L
+from boundlab.theory.attention_sdp import attention_sdp_bound
 
 from boundlab.verification.cases import Case
-from boundlab.verification.corpus import replay
-from boundlab.verification.strategies import attention_cases, weights_of
+from boundlab.verification.properties import bound_property
+from boundlab.verification.strategies import attention_cases, attention_layer_of
 from boundlab.verification.strategies_lipsdp import mlp_cases, net_of
 
 RTOL = 1e-9
@@ -34,44 +32,45 @@ def _mlp_lower(case: Case, net) -> float:
                                         case["radius"], seed=case["seed"] % 2**31, restarts=4, steps=6).lower_bound
 
 
-@replay("sdp.lipsdp_neuron")
-@given(case=mlp_cases())
-def test_lipsdp_neuron(ledger, case):
+@bound_property(L.lipsdp_neuron, cases=mlp_cases(), rtol=RTOL)
+def test_lipsdp_neuron(check, case):
     # wrong code caught: a sign error in the LMI (bound below the empirical constant), a certificate that keeps
     # the solver's rho when the LMI is violated (certified < solver value), Neuron looser than Layer
     net = net_of(case)
-    neuron = lipsdp(net, "neuron")
-    assert neuron.certified >= neuron.solver_value
-    assert neuron.lambda_max <= 0
-    ledger.check_upper("sdp.lipsdp_neuron", _mlp_lower(case, net), neuron.certified, case, rtol=RTOL)
-    layer = lipsdp(net, "layer")
-    ledger.check_upper("sdp.lipsdp_neuron", neuron.certified, layer.certified, case, rtol=ORDER_RTOL,
-                       comparison="neuron <= layer")
+    neuron = check.bound(net)
+    assert neuron.value >= neuron.details.solver_value
+    assert neuron.details.lambda_max <= 0
+    check.upper(_mlp_lower(case, net), neuron)
+    check.order(neuron, L.lipsdp_layer(net), rtol=ORDER_RTOL, what="neuron <= layer")
 
 
-@replay("sdp.lipsdp_layer")
-@given(case=mlp_cases())
-def test_lipsdp_layer(ledger, case):
+@bound_property(L.lipsdp_layer, cases=mlp_cases(), rtol=RTOL)
+def test_lipsdp_layer(check, case):
     # wrong code caught: Layer multipliers not shared per layer (would make it tighter than sound for nothing,
     # but a wrong T block would break lower <= bound), a bound above the product of norms
     net = net_of(case)
-    layer = lipsdp(net, "layer")
-    assert layer.certified >= layer.solver_value
-    ledger.check_upper("sdp.lipsdp_layer", _mlp_lower(case, net), layer.certified, case, rtol=RTOL)
-    ledger.check_upper("sdp.lipsdp_layer", layer.certified, layer.naive_bound, case, rtol=ORDER_RTOL,
-                       comparison="layer <= product")
+    layer = check.bound(net)
+    assert layer.value >= layer.details.solver_value
+    check.upper(_mlp_lower(case, net), layer)
+    check.order(layer, L.spectral_product_bound(net), rtol=ORDER_RTOL, what="layer <= product")
 
 
-@replay("attention.sdp_bounded_dp")
-@given(case=attention_cases(max_tokens=3, max_dim=3))
-def test_attention_sdp(ledger, case):
+@bound_property(L.spectral_product_bound, cases=mlp_cases(), rtol=RTOL)
+def test_spectral_product(check, case):
+    # wrong code caught: a missing activation factor max(|alpha|, |beta|)^l, a dropped layer norm
+    net = net_of(case)
+    check.upper(_mlp_lower(case, net), check.bound(net))
+
+
+@bound_property(attention_sdp_bound, cases=attention_cases(max_tokens=3, max_dim=3), rtol=RTOL)
+def test_attention_sdp(check, case):
     # wrong code caught: a wrong variance cap (phi), the S-procedure value taken from an uncertified solver t,
     # a missing sqrt(n); and the SDP bound must never exceed the analytic bound it refines
-    w = weights_of(case)
-    n, r = case["n_tokens"], case["radius"]
-    res = attention_sdp_details(w, n, r)
+    layer = attention_layer_of(case)
+    w, n, r = layer.weights, layer.n_tokens, layer.radius
+    res = check.bound(layer)
     lower = global_lipschitz_lower_bound(dot_product_attention(w), (n, w.dim), r, seed=case["seed"] % 2**31,
                                          restarts=3, steps=6).lower_bound
-    ledger.check_upper("attention.sdp_bounded_dp", lower, res.bound, case, rtol=RTOL)
-    assert res.bound <= A.bounded_dot_product_bound(w, n, r) * (1 + 1e-9)
-    assert math.isfinite(res.bound)
+    check.upper(lower, res)
+    check.order(res, A.bounded_dot_product_bound(layer), rtol=1e-9, what="sdp <= analytic")
+    assert math.isfinite(res.value)

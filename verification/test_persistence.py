@@ -19,20 +19,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given
 from hypothesis import strategies as st
 
 from boundlab.empirical.topology import diagram_distance, persistence_diagrams
 from boundlab.empirical.wasserstein import wasserstein_uniform
 from boundlab.theory import persistence as P
+from boundlab.theory import planted as PL
 
-from boundlab.verification.falsify import must_falsify
 from boundlab.verification.cases import Case
-from boundlab.verification.corpus import replay
-from boundlab.verification.strategies import log_uniform, seeds
+from boundlab.verification.properties import bound_property
+from boundlab.verification.strategies import log_uniform, seeds, with_config
 
 RTOL = 1e-9
-PLANTED_NO_SQRT_N = "planted.persistence_bottleneck_no_sqrt_n"
 
 
 @st.composite
@@ -63,64 +61,48 @@ def _diagrams(case, maxdim=1):
     return persistence_diagrams(case["x"], maxdim), persistence_diagrams(case["y"], maxdim)
 
 
-@replay("persistence.bottleneck_pointwise")
-@given(case=cloud_pairs())
-def test_bottleneck_pointwise(ledger, case):
+@bound_property(P.bottleneck_pointwise_bound, cases=cloud_pairs(), rtol=RTOL)
+def test_bottleneck_pointwise(check, case):
     # wrong code caught: a factor 1 instead of 2, half-distance (r/2) filtration values, a wrong H1 engine value
     dx, dy = _diagrams(case)
-    upper = P.bottleneck_pointwise_bound(case["x"], case["y"])
+    upper = check.bound(case["x"], case["y"])
     for k in (0, 1):
-        ledger.check_upper("persistence.bottleneck_pointwise", diagram_distance(dx.finite[k], dy.finite[k], "inf"),
-                           upper, case, rtol=RTOL, degree=k)
+        check.upper(diagram_distance(dx.finite[k], dy.finite[k], "inf"), upper, degree=k)
 
 
-@replay("persistence.bottleneck_distortion")
-@given(case=cloud_pairs())
-def test_bottleneck_distortion(ledger, case):
+@bound_property(P.bottleneck_distortion_bound, cases=cloud_pairs(), rtol=RTOL)
+def test_bottleneck_distortion(check, case):
     # wrong code caught: diagrams from a different filtration (e.g. float32 values off by more than rounding)
     dx, dy = _diagrams(case)
-    upper = P.bottleneck_distortion_bound(case["x"], case["y"])
+    upper = check.bound(case["x"], case["y"])
     for k in (0, 1):
-        ledger.check_upper("persistence.bottleneck_distortion", diagram_distance(dx.finite[k], dy.finite[k], "inf"),
-                           upper, case, rtol=RTOL, degree=k)
+        check.upper(diagram_distance(dx.finite[k], dy.finite[k], "inf"), upper, degree=k)
 
 
-@replay("persistence.bottleneck_w2")
-@given(case=cloud_pairs())
-def test_bottleneck_w2(ledger, case):
+@bound_property(P.bottleneck_w2_bound, cases=cloud_pairs(), rtol=RTOL)
+def test_bottleneck_w2(check, case):
     dx, dy = _diagrams(case)
-    upper = P.bottleneck_w2_bound(case["x"], case["y"])
+    upper = check.bound(case["x"], case["y"])
     for k in (0, 1):
-        ledger.check_upper("persistence.bottleneck_w2", diagram_distance(dx.finite[k], dy.finite[k], "inf"),
-                           upper, case, rtol=RTOL, degree=k)
+        check.upper(diagram_distance(dx.finite[k], dy.finite[k], "inf"), upper, degree=k)
 
 
-@replay("persistence.cellular_wasserstein")
-@given(case=cloud_pairs(max_points=9), p=st.sampled_from([1.0, 2.0, 3.0]))
-def test_cellular_wasserstein(ledger, case, p):
+@bound_property(P.cellular_wasserstein_bound, cases=with_config(cloud_pairs(max_points=9),
+                                                                 p=st.sampled_from([1.0, 2.0, 3.0])), rtol=RTOL)
+def test_cellular_wasserstein(check, case):
     # wrong code caught: a missing edge/triangle term, p-th root forgotten, L3 with triangles only for H1
     dx, dy = _diagrams(case)
+    p = case["p"]
     for k in (0, 1):
         lower = diagram_distance(dx.finite[k], dy.finite[k], p)
-        ledger.check_upper("persistence.cellular_wasserstein", lower,
-                           P.cellular_wasserstein_bound(case["x"], case["y"], p, k), case, rtol=RTOL, degree=k, p=p)
+        check.upper(lower, check.bound(case["x"], case["y"], p, k), degree=k, p=p)
 
 
-def _planted_no_sqrt_n(x, y) -> float:
-    """Planted false lemma: d_B <= 2 W2(mu_X, mu_Y) (L2 without its sqrt(N))."""
-    return 2.0 * wasserstein_uniform(x, y, 2.0)
-
-
-def test_planted_bottleneck_without_sqrt_n_is_falsified(ledger):
+@bound_property(PL.persistence_bottleneck_no_sqrt_n, cases=cloud_pairs(moves=("outlier",)), rtol=RTOL)
+def test_planted_bottleneck_without_sqrt_n_is_falsified(check, case):
     """Expected falsification: Hypothesis must find a cloud pair violating the planted lemma and shrink it."""
-
-    def check(case):
-        dx, dy = persistence_diagrams(case["x"], 0), persistence_diagrams(case["y"], 0)
-        lower = diagram_distance(dx.finite[0], dy.finite[0], "inf")
-        ledger.check_upper(PLANTED_NO_SQRT_N, lower, _planted_no_sqrt_n(case["x"], case["y"]), case, rtol=RTOL,
-                           expect="falsified")
-
-    must_falsify(ledger, PLANTED_NO_SQRT_N, cloud_pairs(moves=("outlier",)), check)
+    dx, dy = persistence_diagrams(case["x"], 0), persistence_diagrams(case["y"], 0)
+    check.upper(diagram_distance(dx.finite[0], dy.finite[0], "inf"), check.bound(case["x"], case["y"]))
 
 
 def test_planted_sanity_sqrt_n_is_needed():
@@ -131,6 +113,6 @@ def test_planted_sanity_sqrt_n_is_needed():
     y = x.copy()
     y[-1, 0] += 100.0
     db = diagram_distance(persistence_diagrams(x, 0).finite[0], persistence_diagrams(y, 0).finite[0], "inf")
-    assert db > _planted_no_sqrt_n(x, y)  # the planted form is false here
-    assert db <= P.bottleneck_w2_bound(x, y)  # the real L2 holds
+    assert db > PL.persistence_bottleneck_no_sqrt_n(x, y).value  # the planted form is false here
+    assert db <= P.bottleneck_w2_bound(x, y).value  # the real L2 holds
     assert math.isclose(wasserstein_uniform(x, y), 100.0 / math.sqrt(n), rel_tol=1e-12)

@@ -1,34 +1,25 @@
-"""Teeth: planted false bounds that the suite must falsify, shrink, save and replay.
+"""Teeth: planted false bounds (records ``planted.*`` with ``expect="falsified"``) that the suite must falsify, shrink,
+save and replay.
 
-Each test runs a fresh Hypothesis search (no example database, no corpus) with the same strategies and
+Each property runs a fresh Hypothesis search (no example database, no corpus) with the same strategies and
 estimators as the real properties, and passes only if (1) a :class:`BoundViolation` is raised, (2) the case
 Hypothesis reports is no larger than the first violating case it met (it shrank), and (3) every counterexample
-saved earlier for that planted bound still violates it (the corpus replay).
+saved earlier for that planted bound still violates it (the corpus replay). The decorator routes them to the
+expected-falsification helper because their records say ``expect="falsified"``.
 """
 
 from __future__ import annotations
 
-import pytest
-
 from boundlab.empirical.attention import dot_product_attention
 from boundlab.empirical.lipschitz import conv_operator_norm, global_lipschitz_lower_bound
-from boundlab.theory.convolution import circular_spectral_norm
+from boundlab.theory import planted as PL
+from boundlab.theory.convolution import ConvLayer, circular_spectral_norm
 
-from boundlab.verification.falsify import must_falsify
-from boundlab.verification.planted import PLANTED, circular_exact_shrunk, conv_no_k_factor, dp_global_lipschitz, lipsdp_shrunk
-from boundlab.verification.strategies import attention_cases, conv_cases, weights_of
+from boundlab.verification.properties import bound_property
+from boundlab.verification.strategies import attention_cases, attention_layer_of, conv_cases, conv_layer_of, weights_of
 from boundlab.verification.strategies_lipsdp import mlp_cases, net_of
 
-
-def _conv_truth(case) -> float:
-    return conv_operator_norm(case["kernel"], case["input_size"], case["padding"], case["stride"])
-
-
-def _dp_search(case) -> float:
-    w = weights_of(case)
-    res = global_lipschitz_lower_bound(dot_product_attention(w), (case["n_tokens"], w.dim), case["radius"],
-                                       seed=case["seed"], restarts=4, steps=8)
-    return res.lower_bound
+RTOL = 1e-9
 
 
 def _mlp_search(case) -> float:
@@ -39,36 +30,29 @@ def _mlp_search(case) -> float:
                                         case["radius"], seed=case["seed"] % 2**31, restarts=4, steps=6).lower_bound
 
 
-CHECKS = {
-    "planted.lipsdp_shrunk": (
-        mlp_cases(),
-        lambda c: (_mlp_search(c), lipsdp_shrunk(net_of(c))),
-    ),
-    "planted.conv_no_k_factor": (
-        conv_cases(paddings=("circular",), strides=(1,)),
-        lambda c: (_conv_truth(c), conv_no_k_factor(c["kernel"])),
-    ),
-    "planted.dp_global_lipschitz": (
-        attention_cases(radius=(0.1, 100.0)),
-        lambda c: (_dp_search(c), dp_global_lipschitz(weights_of(c))),
-    ),
-    "planted.circular_exact_shrunk": (
-        conv_cases(paddings=("circular",), strides=(1,)),
-        lambda c: (_conv_truth(c), circular_exact_shrunk(c["kernel"], c["input_size"])),
-    ),
-}
+@bound_property(PL.lipsdp_shrunk, cases=mlp_cases(), rtol=RTOL)
+def test_planted_lipsdp_shrunk(check, case):
+    check.upper(_mlp_search(case), check.bound(net_of(case)))
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
-def test_planted_bound_is_falsified(ledger, name):
-    strategy, evaluate = CHECKS[name]
-    assert name in PLANTED
+@bound_property(PL.conv_no_k_factor, cases=conv_cases(paddings=("circular",), strides=(1,)), rtol=RTOL)
+def test_planted_conv_no_k_factor(check, case):
+    layer = conv_layer_of(case)
+    check.upper(conv_operator_norm(layer), check.bound(layer))
 
-    def check(case):
-        lower, upper = evaluate(case)
-        ledger.check_upper(name, lower, upper, case, rtol=1e-9, expect="falsified")
 
-    must_falsify(ledger, name, strategy, check)
+@bound_property(PL.dp_global_lipschitz, cases=attention_cases(radius=(0.1, 100.0)), rtol=RTOL)
+def test_planted_dp_global_lipschitz(check, case):
+    w = weights_of(case)
+    res = global_lipschitz_lower_bound(dot_product_attention(w), (case["n_tokens"], w.dim), case["radius"],
+                                       seed=case["seed"], restarts=4, steps=8)
+    check.upper(res.lower_bound, check.bound(attention_layer_of(case)))
+
+
+@bound_property(PL.circular_exact_shrunk, cases=conv_cases(paddings=("circular",), strides=(1,)), rtol=RTOL)
+def test_planted_circular_exact_shrunk(check, case):
+    layer = conv_layer_of(case)
+    check.upper(conv_operator_norm(layer), check.bound(layer))
 
 
 def test_circular_exact_shrunk_sanity():
@@ -76,4 +60,4 @@ def test_circular_exact_shrunk_sanity():
     import numpy as np
 
     k = np.ones((1, 1, 2, 2))
-    assert circular_exact_shrunk(k, 3) < circular_spectral_norm(k, 3)
+    assert PL.circular_exact_shrunk(ConvLayer.create(k, 3)).value < circular_spectral_norm(k, 3)

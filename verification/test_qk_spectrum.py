@@ -39,15 +39,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from boundlab.empirical.qk_spectrum import entropy_curve, gaussian_expectation
 from boundlab.theory import qk_spectrum as Q
 
-from boundlab.verification.falsify import must_falsify
 from boundlab.verification.cases import Case
-from boundlab.verification.corpus import replay
+from boundlab.verification.properties import bound_property
 from boundlab.verification.strategies import log_uniform, seeds, with_config
 from boundlab.verification.strategies_rank import spectrum_cases, square_matrices
 
@@ -55,20 +53,18 @@ RTOL = 1e-9
 K_SE = 4.0
 
 
-@replay("qk.spectral_stats")
-@given(case=spectrum_cases())
-def test_spectral_stats(ledger, case):
+@bound_property(Q.spectral_stats, cases=spectrum_cases(), rtol=RTOL)
+def test_spectral_stats(check, case):
     lam = Q.spectrum_with_moments(case["mean"], case["variance"], case["shape"])
     w = Q.qk_matrix(lam, case["basis"])
     for conv in Q.CONVENTIONS:
-        s = Q.spectral_stats(w, conv)
-        ledger.check_exact("qk.spectral_stats", [s.mean, s.variance], [case["mean"], case["variance"]], case,
-                           rtol=RTOL, convention=conv)
+        s = check.bound(w, conv).details
+        check.exact([s.mean, s.variance], [case["mean"], case["variance"]], convention=conv)
 
 
-@replay("qk.gaussian_moments")
-@given(case=with_config(square_matrices(), logit_scale=st.sampled_from(["sqrt_d", "none"])))
-def test_gaussian_moments(ledger, case):
+@bound_property(Q.gaussian_logit_moments, cases=with_config(square_matrices(),
+                                                            logit_scale=st.sampled_from(["sqrt_d", "none"])), rtol=RTOL)
+def test_gaussian_moments(check, case):
     w, scale = case["w"], case["logit_scale"]
     d = w.shape[0]
     c = 1.0 / np.sqrt(d) if scale == "sqrt_d" else 1.0
@@ -76,9 +72,8 @@ def test_gaussian_moments(ledger, case):
     mean = gaussian_expectation(quad, d, nodes=2)
     second = gaussian_expectation(lambda x: quad(x) ** 2, d, nodes=3)
     cross = gaussian_expectation(lambda z: (c * np.einsum("ni,ij,nj->n", z[:, :d], w, z[:, d:])) ** 2, 2 * d, nodes=2)
-    m = Q.gaussian_logit_moments(w, scale)
-    ledger.check_exact("qk.gaussian_moments", [m.self_mean, m.self_variance, m.cross_second_moment],
-                       [mean, second - mean**2, cross], case, rtol=RTOL, scale=scale)
+    m = check.bound(w, scale).details
+    check.exact([m.self_mean, m.self_variance, m.cross_second_moment], [mean, second - mean**2, cross], scale=scale)
 
 
 def _bisection_sparsemax(z: np.ndarray) -> np.ndarray:
@@ -111,28 +106,23 @@ def logit_cases(draw, max_tokens: int = 8):
     return Case({"seed": seed, "scale": s, "n_tokens": t}, {"z": np.random.default_rng(seed).standard_normal(t) * s})
 
 
-@replay("qk.sparsemax")
-@given(case=logit_cases())
-def test_sparsemax(ledger, case):
+@bound_property(Q.sparsemax, cases=logit_cases(), rtol=1e-9)
+def test_sparsemax(check, case):
     """Against bisection (an independent algorithm) and against optimality: no feasible point found by a
     convex solver may be closer to z than sparsemax(z)."""
     z = case["z"]
-    p = Q.sparsemax(z)
-    ledger.check_exact("qk.sparsemax", p, _bisection_sparsemax(z), case, rtol=1e-9, side="bisection")
+    p = check.bound(z).details
+    check.exact(p, _bisection_sparsemax(z), side="bisection")
     q = _solver_point(z)
-    ledger.check_upper("qk.sparsemax", float(np.sum((p - z) ** 2)), float(np.sum((q - z) ** 2)), case,
-                       rtol=1e-12, side="optimality vs cvxpy")
+    check.order(float(np.sum((p - z) ** 2)), float(np.sum((q - z) ** 2)), rtol=1e-12, what="optimality vs cvxpy")
 
 
-@replay("qk.entropy_support_order")
-@given(case=logit_cases(max_tokens=32))
-def test_entropy_support_order(ledger, case):
+@bound_property(Q.entropy_support_order, cases=logit_cases(max_tokens=32), rtol=RTOL)
+def test_entropy_support_order(check, case):
     p = torch.softmax(torch.as_tensor(case["z"]), dim=0).numpy()
-    exp_h, t = Q.entropy_support_order(p)
-    ledger.check_upper("qk.entropy_support_order", Q.effective_support(p), float(exp_h[0]), case, rtol=RTOL,
-                       side="1/sum p^2 <= exp H")
-    ledger.check_upper("qk.entropy_support_order", float(exp_h[0]) * (1 - 1e-12), float(t[0]), case, rtol=RTOL,
-                       side="exp H <= T")
+    exp_h, t = check.bound(p).details
+    check.upper(Q.effective_support(p), float(exp_h[0]), side="1/sum p^2 <= exp H")
+    check.upper(float(exp_h[0]) * (1 - 1e-12), float(t[0]), side="exp H <= T")
 
 
 # --------------------------------------------------------------------------- trends
@@ -167,92 +157,73 @@ P1_REGIME = regime_cases(means=log_uniform(0.75, 2.0), dims=st.sampled_from([16,
                          max_tokens=lambda d: min(d, 16), self_token=st.just(True), grid="p1")
 
 
-@replay("qk.trend_p1")
-@given(case=P1_REGIME)
-def test_trend_p1(ledger, case):
+@bound_property(Q.trend_p1, cases=P1_REGIME, rtol=0.0)
+def test_trend_p1(check, case):
     c = _curve(case)
-    s = Q.trend_p1(c.sigma2, c.entropy, c.paired_se, K_SE)
-    ledger.check_upper("qk.trend_p1", s.lower, s.upper, case, rtol=0.0, pair=list(s.pair),
-                       entropy=c.entropy.tolist(), sparsemax_support=c.sparsemax_support.tolist())
+    s = check.bound(c.sigma2, c.entropy, c.paired_se, K_SE)
+    check.claim(s.details.lower, s, pair=list(s.details.pair), entropy=c.entropy.tolist(),
+                sparsemax_support=c.sparsemax_support.tolist())
 
 
-@replay("qk.trend_p2")
-@given(case=regime_cases(means=st.just(0.0), dims=st.integers(2, 32), max_tokens=lambda d: 32,
-                         self_token=st.booleans(), grid="p2"))
-def test_trend_p2(ledger, case):
+@bound_property(Q.trend_p2, cases=regime_cases(means=st.just(0.0), dims=st.integers(2, 32), max_tokens=lambda d: 32,
+                                                self_token=st.booleans(), grid="p2"), rtol=0.0)
+def test_trend_p2(check, case):
     c = _curve(case)
-    s = Q.trend_p2(c.sigma2, c.entropy, c.paired_se, K_SE)
-    ledger.check_upper("qk.trend_p2", s.lower, s.upper, case, rtol=0.0, pair=list(s.pair),
-                       entropy=c.entropy.tolist())
+    s = check.bound(c.sigma2, c.entropy, c.paired_se, K_SE)
+    check.claim(s.details.lower, s, pair=list(s.details.pair), entropy=c.entropy.tolist())
 
 
-@replay("qk.trend_p3")
-@given(case=regime_cases(means=st.just(0.0), dims=st.integers(2, 32), max_tokens=lambda d: 32,
-                         self_token=st.booleans(), grid="p3", trials=64))
-def test_trend_p3(ledger, case):
+@bound_property(Q.trend_p3, cases=regime_cases(means=st.just(0.0), dims=st.integers(2, 32), max_tokens=lambda d: 32,
+                                                self_token=st.booleans(), grid="p3", trials=64), rtol=0.0)
+def test_trend_p3(check, case):
     c = _curve(case)
-    s = Q.trend_p3(c.sigma2, c.entropy, c.paired_se, case["n_tokens"], k=K_SE)
-    ledger.check_upper("qk.trend_p3", s.lower, s.upper, case, rtol=0.0, which=list(s.pair),
-                       entropy=c.entropy.tolist(), effective_support=c.effective_support.tolist())
+    s = check.bound(c.sigma2, c.entropy, c.paired_se, case["n_tokens"], k=K_SE)
+    check.claim(s.details.lower, s, which=list(s.details.pair), entropy=c.entropy.tolist(),
+                effective_support=c.effective_support.tolist())
 
 
-def _must_falsify(ledger, name, strategy, check, shrink: bool = True):
-    """:func:`verification.falsify.must_falsify` with 40 examples. ``shrink=False`` keeps the first falsifying
-    regime: shrinking a regime (seed, d, T, mean) re-measures a whole entropy curve per attempt (~1 s each on the
-    shared 2-core machine; 68 s for qk.trend_p3_self_mean) and buys nothing, since the finding is the regime,
-    recorded in the case's config."""
-    must_falsify(ledger, name, strategy, check, max_examples=40, shrink=shrink, check_shrunk=False)
+# Expected falsifications (records with expect="falsified"). shrink=False keeps the first falsifying regime:
+# shrinking a regime (seed, d, T, mean) re-measures a whole entropy curve per attempt (~1 s each on the shared 2-core
+# machine; 68 s for qk.trend_p3_self_mean) and buys nothing, since the finding is the regime, recorded in the case.
+FINDING = {"rtol": 0.0, "max_examples": 40, "shrink": False, "check_shrunk": False}
+NO_SELF = regime_cases(means=st.tuples(st.sampled_from([-1.0, 1.0]), log_uniform(0.5, 2.0)).map(lambda t: t[0] * t[1]),
+                       dims=st.integers(4, 16), max_tokens=lambda d: 16, self_token=st.just(False), grid="p1_fixed")
 
 
-def test_trend_p1_no_self_is_falsified(ledger):
+@bound_property(Q.trend_p1_no_self, cases=NO_SELF, **FINDING)
+def test_trend_p1_no_self_is_falsified(check, case):
     """Finding: without the self-token (query independent of the keys), lowering the eigenvalue variance at a
     fixed non-zero mean makes attention *less* localized (entropy rises by many standard errors), the opposite
     of P1: the cross logits q^T W x_t / sqrt(d) have variance ||W^T q||^2 / d ~ sigma^2 + mu^2, which shrinks
     with sigma^2. Regime: mu in +-[0.5, 2], d in [4, 16], T in [4, 16], 1/sqrt(d) scaling."""
-    name = "qk.trend_p1_no_self"
-    strategy = regime_cases(means=st.tuples(st.sampled_from([-1.0, 1.0]), log_uniform(0.5, 2.0)).map(
-        lambda t: t[0] * t[1]), dims=st.integers(4, 16), max_tokens=lambda d: 16, self_token=st.just(False),
-        grid="p1_fixed")
-
-    def check(case):
-        c = _curve(case)
-        s = Q.trend_p1_no_self(c.sigma2, c.entropy, c.paired_se, K_SE)
-        ledger.check_upper(name, s.lower, s.upper, case, rtol=0.0, expect="falsified", pair=list(s.pair))
-
-    _must_falsify(ledger, name, strategy, check, shrink=False)
+    c = _curve(case)
+    s = check.bound(c.sigma2, c.entropy, c.paired_se, K_SE)
+    check.claim(s.details.lower, s, pair=list(s.details.pair))
 
 
-def test_trend_p1_large_variance_is_falsified(ledger):
+@bound_property(Q.trend_p1_large_variance, cases=regime_cases(means=log_uniform(0.75, 2.0),
+                                                              dims=st.sampled_from([16, 24, 32]),
+                                                              max_tokens=lambda d: min(d, 16),
+                                                              self_token=st.just(True), grid="p1_wide"), **FINDING)
+def test_trend_p1_large_variance_is_falsified(check, case):
     """Finding: P1 holds only while sigma^2 <= mu^2 (qk.trend_p1's assumption). Extending the grid to 10 mu^2 in the
     same self-token regime, the entropy falls again (d = 16, T = 12, mu = 0.78, 512 trials, 3 seeds: 1.50 -> 1.14
     nats from sigma^2 = mu^2 to 10 mu^2, 4 paired standard errors = 0.09): a large variance localizes too, so
     "small variance localizes" is not a monotone statement. Regime: mu in [0.75, 2], d in {16, 24, 32},
     T <= min(d, 16), self-token, 1/sqrt(d) scaling."""
-    name = "qk.trend_p1_large_variance"
-    strategy = regime_cases(means=log_uniform(0.75, 2.0), dims=st.sampled_from([16, 24, 32]),
-                            max_tokens=lambda d: min(d, 16), self_token=st.just(True), grid="p1_wide")
-
-    def check(case):
-        c = _curve(case)
-        s = Q.trend_p1_large_variance(c.sigma2, c.entropy, c.paired_se, K_SE)
-        ledger.check_upper(name, s.lower, s.upper, case, rtol=0.0, expect="falsified", pair=list(s.pair),
-                           entropy=c.entropy.tolist())
-
-    _must_falsify(ledger, name, strategy, check, shrink=False)
+    c = _curve(case)
+    s = check.bound(c.sigma2, c.entropy, c.paired_se, K_SE)
+    check.claim(s.details.lower, s, pair=list(s.details.pair), entropy=c.entropy.tolist())
 
 
-def test_trend_p3_self_mean_is_falsified(ledger):
+@bound_property(Q.trend_p3_self_mean, cases=regime_cases(means=log_uniform(1.0, 2.0), dims=st.integers(16, 64),
+                                                         max_tokens=lambda d: 16, self_token=st.just(True), grid="p3"),
+                **FINDING)
+def test_trend_p3_self_mean_is_falsified(check, case):
     """Finding: with the query among the keys and a large positive mean (sqrt(d) mu >> log T), the smallest
     variance does not give uniform attention (the rank-collapse side of P3) but one-hot *self*-attention with
     entropy near 0 (the entropy-collapse side), e.g. d = 32, T = 16, mu = 2: H ~ 0.05 nats vs log T = 2.77.
     Regime: mu in [1, 2], d in [16, 64], T in [4, 16], self-token, 1/sqrt(d) scaling."""
-    name = "qk.trend_p3_self_mean"
-    strategy = regime_cases(means=log_uniform(1.0, 2.0), dims=st.integers(16, 64), max_tokens=lambda d: 16,
-                            self_token=st.just(True), grid="p3")
-
-    def check(case):
-        c = _curve(case)
-        s = Q.trend_p3_self_mean(c.sigma2, c.entropy, c.paired_se, case["n_tokens"], k=K_SE)
-        ledger.check_upper(name, s.lower, s.upper, case, rtol=0.0, expect="falsified", which=list(s.pair))
-
-    _must_falsify(ledger, name, strategy, check, shrink=False)
+    c = _curve(case)
+    s = check.bound(c.sigma2, c.entropy, c.paired_se, case["n_tokens"], k=K_SE)
+    check.claim(s.details.lower, s, which=list(s.details.pair))

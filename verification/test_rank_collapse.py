@@ -52,18 +52,17 @@ import numpy as np
 import sklearn.datasets  # noqa: F401 - imported here, not inside a strategy: importing it reseeds `random`
 import torch
 import torch.nn.functional as F
-from hypothesis import given
 from hypothesis import strategies as st
 
 from boundlab.empirical import rank_collapse as ER
 from boundlab.empirical.certified import enclose
 from boundlab.theory import InputError
+from boundlab.theory import planted as PL
 from boundlab.theory import rank_collapse as R
-from boundlab.theory.numerics import round_down
+from boundlab.theory.numerics import UNIT_ROUNDOFF, round_down
 
-from boundlab.verification.falsify import must_falsify
 from boundlab.verification.cases import Case
-from boundlab.verification.corpus import replay
+from boundlab.verification.properties import bound_property
 from boundlab.verification.strategies import log_uniform, seeds, with_config
 from boundlab.verification.strategies_rank import layernorm_token_cases, network_of, san_cases, token_matrices
 
@@ -86,16 +85,15 @@ def product_cases(draw):
     return Case({"seed": seed, "kind": kind}, {"a": a, "b": b})
 
 
-@replay("rank.composite_submultiplicative")
-@given(case=product_cases())
-def test_composite_submultiplicative(ledger, case):
+@bound_property(R.composite_product_bound, cases=product_cases(), rtol=RTOL)
+def test_composite_submultiplicative(check, case):
     a, b = case["a"], case["b"]
     prod = a @ b
-    err = (a.shape[1] + 2) * 2.0**-53 * 1.01 * (np.abs(a) @ np.abs(b))  # |fl(AB) - AB| (Higham)
+    err = (a.shape[1] + 2) * UNIT_ROUNDOFF * 1.01 * (np.abs(a) @ np.abs(b))  # |fl(AB) - AB| (Higham)
     one = max(0.0, R.one_norm(prod) - R.one_norm(err))
     inf = max(0.0, float(np.abs(prod).sum(1).max()) - float(err.sum(1).max()))
     lower = round_down(math.sqrt(one * inf))
-    ledger.check_upper("rank.composite_submultiplicative", lower, R.composite_product_bound(a, b), case, rtol=RTOL)
+    check.upper(lower, check.bound(a, b))
 
 
 def _one_norm_brute(x: np.ndarray) -> float:
@@ -113,62 +111,58 @@ def _inf_norm_cvxpy(x: np.ndarray) -> np.ndarray:
     return np.asarray(s.value, dtype=np.float64)
 
 
-@replay("rank.residual")
-@given(case=token_matrices())
-def test_optimal_residual(ledger, case):
+@bound_property(R.optimal_residual_bounds, cases=token_matrices(), rtol=RTOL)
+def test_optimal_residual(check, case):
     x = case["x"]
-    b = R.optimal_residual_bounds(x)
+    b = check.bound(x).details
     brute = _one_norm_brute(x)
-    ledger.check_upper("rank.residual", b.one_lower, brute, case, rtol=RTOL, side="one_lower<=brute")
-    ledger.check_upper("rank.residual", brute, b.one_upper, case, rtol=RTOL, side="brute<=one_upper")
-    ledger.check_exact("rank.residual", b.one_upper, b.one_lower, case, rtol=1e-9, side="one bracket")
+    check.lower(b.one_lower, brute, side="one_lower<=brute")
+    check.upper(brute, b.one_upper, side="brute<=one_upper")
+    check.exact(b.one_upper, b.one_lower, rtol=1e-9, side="one bracket")
     s = _inf_norm_cvxpy(x)
     at_s = float(np.abs(x - s).sum(axis=1).max()) * (1 + 1e-12)
-    ledger.check_upper("rank.residual", b.inf_lower, at_s, case, rtol=RTOL, side="inf_lower<=cvxpy point")
-    ledger.check_exact("rank.residual", b.inf_upper, b.inf_lower, case, rtol=1e-7, side="inf bracket")
+    check.lower(b.inf_lower, at_s, side="inf_lower<=cvxpy point")
+    check.exact(b.inf_upper, b.inf_lower, rtol=1e-7, side="inf bracket")
     comp_s = math.sqrt(R.one_norm(x - s) * float(np.abs(x - s).sum(1).max())) * (1 + 1e-12)
-    ledger.check_upper("rank.residual", b.composite_lower, comp_s, case, rtol=RTOL, side="composite_lower<=cvxpy")
+    check.lower(b.composite_lower, comp_s, side="composite_lower<=cvxpy")
 
 
 # --------------------------------------------------------------------------- path decomposition
-@replay("rank.path_decomposition")
-@given(case=with_config(san_cases(max_tokens=5), skip=st.booleans()))
-def test_path_decomposition(ledger, case):
+@bound_property(R.path_decomposition, cases=with_config(san_cases(max_tokens=5), skip=st.booleans()), rtol=1e-10)
+def test_path_decomposition(check, case):
     net = network_of(case, "san_skip" if case["skip"] else "san")
     fw = ER.forward(net, case["x"])
     out = fw.outputs[-1][0].numpy()
     probs = [p[0].numpy() for p in fw.attention]
     values = [w.value_output_matrices() for w in net.layers]
-    total, paths = R.path_decomposition(case["x"], probs, values, skip=case["skip"])
-    ledger.check_exact("rank.path_decomposition", total, out, case, rtol=1e-10, side="sum over paths")
+    total, paths = check.bound(case["x"], probs, values, skip=case["skip"]).details
+    check.exact(total, out, side="sum over paths")
     rows = np.stack([p.attention.sum(axis=1) for p in paths])
-    ledger.check_exact("rank.path_decomposition", rows, np.ones_like(rows), case, rtol=1e-12, side="row sums")
-    ledger.check_upper("rank.path_decomposition", -min(float(p.attention.min()) for p in paths), 0.0, case,
-                       rtol=0.0, side="non-negative")
+    check.exact(rows, np.ones_like(rows), rtol=1e-12, side="row sums")
+    check.claim(-min(float(p.attention.min()) for p in paths), 0.0, rtol=0.0, side="non-negative")
 
 
-@replay("rank.path_count")
-@given(case=with_config(san_cases(max_tokens=3, max_dim=2), skip=st.booleans()))
-def test_path_count(ledger, case):
+@bound_property(R.path_counts, cases=with_config(san_cases(max_tokens=3, max_dim=2), skip=st.booleans()), rtol=0.0)
+def test_path_count(check, case):
     """Enumerated paths by length vs the binomial law; the pmf is Binomial(L, H/(H+1))."""
     net = network_of(case, "san_skip" if case["skip"] else "san")
     fw = ER.forward(net, case["x"])
-    _, paths = R.path_decomposition(case["x"], [p[0].numpy() for p in fw.attention],
-                                    [w.value_output_matrices() for w in net.layers], skip=case["skip"])
+    _, paths = R.path_decomposition.raw(case["x"], [p[0].numpy() for p in fw.attention],
+                                        [w.value_output_matrices() for w in net.layers], skip=case["skip"])
     L, H = case["depth"], case["heads"]
     counted = np.bincount([p.length for p in paths], minlength=L + 1)
-    ledger.check_exact("rank.path_count", counted, R.path_counts(L, H, case["skip"]), case, rtol=0.0)
+    check.exact(check.bound(L, H, case["skip"]).details, counted)
     if case["skip"]:
         from scipy.stats import binom
 
-        ledger.check_exact("rank.path_count", R.path_length_pmf(L, H), binom.pmf(np.arange(L + 1), L, H / (H + 1)),
-                           case, rtol=1e-12, side="binomial pmf")
+        check.exact(R.path_length_pmf(L, H), binom.pmf(np.arange(L + 1), L, H / (H + 1)), rtol=1e-12,
+                    side="binomial pmf")
 
 
 # --------------------------------------------------------------------------- collapse bounds
 def _lhs_lower(net, x) -> float:
     box = enclose(net, x)[-1]
-    return R.optimal_residual_bounds(box.lower, box.upper).composite_lower
+    return R.optimal_residual_bounds(box.lower, box.upper).details.composite_lower
 
 
 def _climb(case, net, bound_fn) -> tuple[float, float]:
@@ -179,7 +173,7 @@ def _climb(case, net, bound_fn) -> tuple[float, float]:
 
     def evaluate(xx):
         try:
-            up = bound_fn(net, xx)
+            up = float(bound_fn(net, xx))
         except InputError:  # e.g. the logit-spread assumption fails at this input
             return None
         return _lhs_lower(net, xx), up
@@ -197,20 +191,18 @@ def _climb(case, net, bound_fn) -> tuple[float, float]:
     return best
 
 
-@replay("rank.dong_thm22")
-@given(case=san_cases(heads=1))
-def test_dong_thm22(ledger, case):
+@bound_property(R.single_head_collapse_bound, cases=san_cases(heads=1), rtol=RTOL)
+def test_dong_thm22(check, case):
     net = network_of(case)
-    lower, upper = _climb(case, net, lambda n, x: R.single_head_collapse_bound(n.layers, x))
-    ledger.check_upper("rank.dong_thm22", lower, upper, case, rtol=RTOL)
+    lower, upper = _climb(case, net, lambda n, x: check.bound(n.layers, x))
+    check.upper(lower, upper)
 
 
-@replay("rank.dong_thm23")
-@given(case=san_cases())
-def test_dong_thm23(ledger, case):
+@bound_property(R.multi_head_collapse_bound, cases=san_cases(), rtol=RTOL)
+def test_dong_thm23(check, case):
     net = network_of(case)
-    lower, upper = _climb(case, net, lambda n, x: R.multi_head_collapse_bound(n.layers, x))
-    ledger.check_upper("rank.dong_thm23", lower, upper, case, rtol=RTOL)
+    lower, upper = _climb(case, net, lambda n, x: check.bound(n.layers, x))
+    check.upper(lower, upper)
 
 
 @st.composite
@@ -230,25 +222,26 @@ def spread_limited_cases(draw):
     return Case({**case.config, "spread_limited": True}, arrays)
 
 
-def _spread_bound(net, x):
-    inputs = [o[0].numpy() for o in ER.forward(net, x).outputs[:-1]]
-    return R.spread_limited_collapse_bound(net.layers, x, inputs)
+def _spread_bound(check):
+    def bound(net, x):
+        inputs = [o[0].numpy() for o in ER.forward(net, x).outputs[:-1]]
+        return check.bound(net.layers, x, inputs)
+
+    return bound
 
 
-@replay("rank.dong_thm23_spread")
-@given(case=spread_limited_cases())
-def test_dong_thm23_spread(ledger, case):
+@bound_property(R.spread_limited_collapse_bound, cases=spread_limited_cases(), rtol=RTOL)
+def test_dong_thm23_spread(check, case):
     net = network_of(case)
-    lower, upper = _climb(case, net, _spread_bound)
-    ledger.check_upper("rank.dong_thm23_spread", lower, upper, case, rtol=RTOL)
+    lower, upper = _climb(case, net, _spread_bound(check))
+    check.upper(lower, upper)
 
 
-@replay("rank.dong_cor32")
-@given(case=san_cases(variant="san_mlp"))
-def test_dong_cor32(ledger, case):
+@bound_property(R.mlp_collapse_bound, cases=san_cases(variant="san_mlp"), rtol=RTOL)
+def test_dong_cor32(check, case):
     net = network_of(case)
-    lower, upper = _climb(case, net, lambda n, x: R.mlp_collapse_bound(n.layers, n.mlps, x))
-    ledger.check_upper("rank.dong_cor32", lower, upper, case, rtol=RTOL)
+    lower, upper = _climb(case, net, lambda n, x: check.bound(n.layers, n.mlps, x))
+    check.upper(lower, upper)
 
 
 @st.composite
@@ -266,9 +259,8 @@ def mlp_cases(draw):
                  "linear_regime": linear}, arrays)
 
 
-@replay("rank.dong_cor32")
-@given(case=mlp_cases())
-def test_cor32_lambda_is_a_lipschitz_constant(ledger, case):
+@bound_property(R.mlp_collapse_bound, cases=mlp_cases(), rtol=RTOL)
+def test_cor32_lambda_is_a_lipschitz_constant(check, case):
     """The lambda of Cor. 3.2 (mlp_lipschitz) must bound ||f(Z + D) - f(Z)||_{1,inf} / ||D||_{1,inf} for every
     one-entry perturbation D = t e_i e_j^T (||D||_{1,inf} = t); the best (i, j) is kept. The collapse property
     itself is too loose (worst certified ratio 0.03) to notice a lambda that is too small; this one is not.
@@ -282,13 +274,12 @@ def test_cor32_lambda_is_a_lipschitz_constant(ledger, case):
             zz = z.copy()
             zz[i, j] += t
             best = max(best, R.composite_norm(f(zz) - f(z)) / t)
-    ledger.check_upper("rank.dong_cor32", best * (1 - 1e-9), R.mlp_lipschitz(a, b), case, rtol=RTOL, side="lambda")
+    check.upper(best * (1 - 1e-9), R.mlp_lipschitz(a, b), side="lambda")
 
 
 # --------------------------------------------------------------------------- local rate, skips
-@replay("rank.cubic_rate")
-@given(case=san_cases(max_depth=1, residual_scale=(0.5, 2.0)))
-def test_cubic_rate(ledger, case):
+@bound_property(R.local_collapse_exponent, cases=san_cases(max_depth=1, residual_scale=(0.5, 2.0)), rtol=0.02)
+def test_cubic_rate(check, case):
     """X = 1 x0^T + eps R: the log-log slope of ||res(SA(X))|| (mean shift) tends to 3.
 
     res(SA(X)) = eps res(sum_h P_h R W_h) exactly (the rows of P_h 1 x0^T W_h are all x0^T W_h), so the residual is
@@ -311,20 +302,18 @@ def test_cubic_rate(ledger, case):
     if min(vals) == 0.0:  # the eps^3 coefficient vanishes (e.g. W_QK = 0): nothing to measure
         return
     slope = R.log_log_slope(eps, vals)
-    ledger.check_exact("rank.cubic_rate", slope, float(R.local_collapse_exponent(1)), case, rtol=0.02, slope=slope)
+    check.exact(slope, check.bound(1).value, slope=slope)
 
 
-@replay("rank.skip_claim31")
-@given(case=san_cases(max_depth=6, qk_scale=(0.1, 30.0)))
-def test_skip_claim31(ledger, case):
+@bound_property(R.skip_zero_value_identity, cases=san_cases(max_depth=6, qk_scale=(0.1, 30.0)), rtol=0.0)
+def test_skip_claim31(check, case):
     """With skips and all value matrices zero, X^L = X exactly for any query/key weights and depth."""
     arrays = dict(case.arrays)
     arrays["value"] = np.zeros_like(arrays["value"])
     net = network_of(Case(case.config, arrays), "san_skip")
     out = ER.forward(net, case["x"]).outputs[-1][0].numpy()
-    ledger.check_exact("rank.skip_claim31", out, R.skip_zero_value_identity(case["x"]), case, rtol=0.0)
-    ledger.check_upper("rank.skip_claim31", R.composite_norm(R.residual(case["x"])),
-                       R.composite_norm(R.residual(out)), case, rtol=0.0, side="residual kept")
+    check.exact(out, check.bound(case["x"]).details)
+    check.claim(R.composite_norm(R.residual(case["x"])), R.composite_norm(R.residual(out)), side="residual kept")
 
 
 # --------------------------------------------------------------------------- LayerNorm
@@ -334,26 +323,20 @@ def _torch_ln(case) -> np.ndarray:
     return F.layer_norm(z, (z.shape[1],), g, b, case["eps"]).numpy()
 
 
-@replay("rank.layernorm_equal_std")
-@given(case=layernorm_token_cases(equal_std=True))
-def test_layernorm_equal_std(ledger, case):
-    rewrite = R.layernorm_equal_std_rewrite(case["z"], case["gamma"], case["beta"], case["eps"])
-    ledger.check_exact("rank.layernorm_equal_std", rewrite, _torch_ln(case), case, rtol=1e-9)
+@bound_property(R.layernorm_equal_std_rewrite, cases=layernorm_token_cases(equal_std=True), rtol=1e-9)
+def test_layernorm_equal_std(check, case):
+    rewrite = check.bound(case["z"], case["gamma"], case["beta"], case["eps"]).details
+    check.exact(rewrite, _torch_ln(case))
 
 
-def test_layernorm_right_multiplication_is_falsified(ledger):
+@bound_property(R.right_multiplication_misfit, cases=layernorm_token_cases(), rtol=0.0, max_examples=50)
+def test_layernorm_right_multiplication_is_falsified(check, case):
     """Finding: per-token LayerNorm is not a right multiplication. Standard LN divides each row by its own std
     (a left, data-dependent diagonal), so LN(Z) is not Z M + 1 b^T for any M, b once n >= d + 2 and the row stds
-    differ; the fresh search below must find such a Z (it does at the first example), Hypothesis
-    shrinks it, and it is saved and replayed. The claim is kept, not weakened (rank.layernorm_equal_std is the
-    case where it holds)."""
-    name = "rank.layernorm_right_multiplication"
-
-    def check(case):
-        misfit = R.right_multiplication_misfit(case["z"], _torch_ln(case))
-        ledger.check_upper(name, misfit - 1e-12, 1e-6, case, rtol=0.0, expect="falsified")
-
-    must_falsify(ledger, name, layernorm_token_cases(), check, max_examples=50)
+    differ; the fresh search must find such a Z (it does at the first example), Hypothesis shrinks it, and it is
+    saved and replayed. The claim is kept, not weakened (rank.layernorm_equal_std is the case where it holds)."""
+    misfit = check.bound(case["z"], _torch_ln(case))
+    check.claim(misfit.value - 1e-12, 1e-6)
 
 
 # --------------------------------------------------------------------------- empirical collapse
@@ -380,65 +363,52 @@ def _ratios(case, variant) -> np.ndarray:
     return ER.residual_ratios(net, case["x"])[0]
 
 
-@replay("rank.empirical_collapse")
-@given(case=collapse_cases())
-def test_empirical_collapse(ledger, case):
+@bound_property(R.collapse_order, cases=collapse_cases(), rtol=RTOL)
+def test_empirical_collapse(check, case):
     """Regime: fan-in init, qk_scale in [0.25, 1], depth 3-5, Gaussian tokens or 2x2 patches of real 8x8 digits.
     Pure attention ends with a residual ratio below both skip-connected variants (SAN+skip, post-LN transformer),
     which share its attention weights."""
     san = _ratios(case, "san")
     for variant in ("san_skip", "transformer"):
-        lower, upper = R.collapse_order(san, _ratios(case, variant))
-        ledger.check_upper("rank.empirical_collapse", lower, upper, case, rtol=RTOL, variant=variant)
+        sides = check.bound(san, _ratios(case, variant)).details
+        check.claim(sides[0], sides[1], variant=variant)
 
 
-def _search_must_falsify(ledger, name, strategy, check, max_examples=60, shrink=True):
-    """:func:`verification.falsify.must_falsify` without the shrink-size check; ``shrink=False`` keeps the first
-    falsifying case (for searches whose examples cost seconds; the shipped corpus then holds a case shrunk by an
-    earlier, unhurried run, which is replayed)."""
-    must_falsify(ledger, name, strategy, check, max_examples=max_examples, shrink=shrink, check_shrunk=False)
+# Expected falsifications (records with expect="falsified"): no shrink-size check; shrink=False keeps the first
+# falsifying case for searches whose examples cost seconds (the shipped corpus holds a case shrunk by an earlier,
+# unhurried run, which is replayed).
+SEARCH = {"max_examples": 60, "check_shrunk": False}
 
 
-def test_empirical_mlp_slows_is_falsified(ledger):
+@bound_property(R.mlp_slowing, cases=collapse_cases(), rtol=0.0, **SEARCH)
+def test_empirical_mlp_slows_is_falsified(check, case):
     """Finding: "MLP alone only slows collapse" (Dong et al. Sec. 5, on trained BERT-type models) fails at
     fan-in initialisation with a contracting MLP (mlp_scale = 1, hidden 2d, so lambda < 1): SAN+MLP (same
     attention weights) reaches a residual ratio below half the pure SAN's at a layer where the SAN's ratio is
     still above the float floor (1e-10). With mlp_scale >= 2 the MLP does slow collapse on average."""
-    name = "rank.empirical_mlp_slows"
-
-    def check(case):
-        lower, upper, layer = R.mlp_slowing(_ratios(case, "san"), _ratios(case, "san_mlp"))
-        ledger.check_upper(name, lower, upper, case, rtol=0.0, expect="falsified", layer=layer)
-
-    _search_must_falsify(ledger, name, collapse_cases(), check)
+    lower, upper, layer = check.bound(_ratios(case, "san"), _ratios(case, "san_mlp")).details
+    check.claim(lower, upper, layer=layer)
 
 
-def test_empirical_collapse_sharp_is_falsified(ledger):
+@bound_property(R.collapse_order_sharp, cases=collapse_cases(qk_scale=(2.0, 8.0), heads=(1,)), rtol=RTOL,
+                **{**SEARCH, "max_examples": 100})
+def test_empirical_collapse_sharp_is_falsified(check, case):
     """Finding: with sharp single-head attention (qk_scale 2-8) pure attention need not collapse: attention close
     to a permutation keeps the residual, so the SAN ends with a higher ratio than SAN+skip (seen with Gaussian
     tokens, e.g. depth 4, qk_scale 2: 1.03 vs 0.91). The theorems' condition 4 beta H < sqrt(d_qk) excludes it."""
-    name = "rank.empirical_collapse_sharp"
-
-    def check(case):
-        lower, upper = R.collapse_order_sharp(_ratios(case, "san"), _ratios(case, "san_skip"))
-        ledger.check_upper(name, lower, upper, case, rtol=RTOL, expect="falsified")
-
-    _search_must_falsify(ledger, name, collapse_cases(qk_scale=(2.0, 8.0), heads=(1,)), check, max_examples=100)
+    lower, upper = check.bound(_ratios(case, "san"), _ratios(case, "san_skip")).details
+    check.claim(lower, upper)
 
 
-def test_planted_collapse_constant_is_falsified(ledger):
+@bound_property(PL.rank_collapse_tenth_constant, cases=san_cases(heads=1, max_depth=1, max_tokens=2, max_dim=1),
+                rtol=RTOL, max_examples=40, shrink=False, check_shrunk=False)
+def test_planted_collapse_constant_is_falsified(check, case):
     """Teeth of the certified collapse comparison: Thm 2.2 with the constant 4 replaced by 0.4 (gamma = 0.1) must be
     falsified by the *same* certified sides (interval-enclosure lower bound of the left side, rounded-up right
-    side). The gamma-free bound's worst certified ratio is 0.125, reached with n = 2 tokens, d = 1 (seed_papers.md
-    A.7 and this suite's thorough runs), so the search is restricted to that regime, where the planted bound's
-    ratio reaches 1.25. Wrong code caught: a left side that is never tight (e.g. a lower bound returning 0 or a
-    box too wide to certify anything), which would let every collapse property pass vacuously."""
-    name = "planted.rank_collapse_tenth_constant"
-
-    def check(case):
-        net = network_of(case)
-        lower, upper = _climb(case, net, lambda n, x: R.single_head_collapse_bound(n.layers, x, gamma=0.1))
-        ledger.check_upper(name, lower, upper, case, rtol=RTOL, expect="falsified")
-
-    _search_must_falsify(ledger, name, san_cases(heads=1, max_depth=1, max_tokens=2, max_dim=1), check,
-                         max_examples=40, shrink=False)
+    side). The gamma-free bound's worst certified ratio is 0.125, reached with n = 2 tokens, d = 1 (this suite's
+    thorough runs), so the search is restricted to that regime, where the planted bound's ratio reaches 1.25.
+    Wrong code caught: a left side that is never tight (e.g. a lower bound returning 0 or a box too wide to
+    certify anything), which would let every collapse property pass vacuously."""
+    net = network_of(case)
+    lower, upper = _climb(case, net, lambda n, x: check.bound(n.layers, x))
+    check.upper(lower, upper)

@@ -1,128 +1,231 @@
 """``boundlab lipschitz conv|attention``: every registered bound that applies to one saved layer, beside an
-empirical lower bound."""
+empirical lower bound in the same norm.
+
+The rows come from the registry (:func:`boundlab.empirical.compare.compare_layer`): a bound is listed exactly when
+its record's ``applies`` accepts the layer built from the options (padding amount, stride, tied weights, domain),
+each row says its norm, and a statement known to be false is shown with kind ``falsified`` and its refutation,
+never as a bound. ``--json OUT`` writes ``{"results": [{"name", "kind", "norm", "value", ...}], ...}`` with the
+metadata block and the input file's path and SHA-256.
+"""
 
 from __future__ import annotations
 
-import time
+import argparse
+import math
 from pathlib import Path
 
 from rich.table import Table
 
-from ..io.results import metadata_block, write_json
-from ._common import CliError, console, load_npy, positive_float, positive_int
+from ..io.results import file_digest, metadata_block, write_json
+from ._common import CliError, console, err_console, load_npy, positive_float, positive_int
+
+__all__ = ["register", "print_rows", "rows_with_lower_bounds"]
 
 
-def _report(rows: list[dict], title: str, json_out: str | None, config: dict, seed: int) -> None:
-    if json_out:
-        write_json(json_out, {**metadata_block(config, seed), "results": rows})
+def rows_with_lower_bounds(doc: dict, layer_label: str | None = None) -> list[dict]:
+    """The bound rows of a :func:`compare_layer` document followed by one ``lower`` row per norm."""
+    rows = [dict(r, layer=layer_label) if layer_label else dict(r) for r in doc["results"]]
+    for norm, lb in doc["lower_bounds"].items():
+        if lb is not None:
+            rows.append({"name": f"empirical lower bound ({lb['method']})", "kind": "lower", "norm": norm,
+                         "value": lb["value"], "seconds": lb["seconds"], "covers": "",
+                         **({"layer": layer_label} if layer_label else {})})
+    return rows
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.8g}" if math.isfinite(v) else str(v)
+    return "-" if v is None else str(v)
+
+
+def print_rows(rows: list[dict], title: str) -> None:
+    """The bounds table: one row per record (kind, norm, value, lower/value in the same norm, what it covers)."""
     table = Table(title=title)
-    for col in ("quantity", "kind", "value", "covers"):
+    for col in ("bound", "kind", "norm", "value", "lower / value", "covers / refutation"):
         table.add_column(col, overflow="fold")
+    colour = {"upper": "green", "exact": "green", "lower": "cyan", "falsified": "red", "claim": "yellow"}
     for r in rows:
-        v = r["value"]
-        table.add_row(r["name"], r["kind"], f"{v:.8g}" if isinstance(v, float) else str(v), r.get("covers", ""))
+        kind = r["kind"]
+        note = r.get("refutation") or r.get("error") or r.get("covers", "")
+        tight = r.get("tightness")
+        table.add_row(r["name"] + (f" [{r['layer']}]" if r.get("layer") else ""),
+                      f"[{colour.get(kind, 'white')}]{kind}[/]", r.get("norm", ""), _fmt(r.get("value")),
+                      f"{tight:.3g}" if isinstance(tight, float) else "", note)
     console.print(table)
+    norms = sorted({r.get("norm") for r in rows if r["kind"] in ("upper", "exact")})
+    missing = [n for n in norms if not any(r["kind"] == "lower" and r.get("norm") == n for r in rows)]
+    if missing:
+        console.print(f"no empirical lower bound in norm(s) {', '.join(missing)}: those rows are not compared")
+    if any(r["kind"] == "falsified" for r in rows):
+        console.print("[red]falsified[/]: statements shown false in this project; not bounds (see refutation).")
+
+
+def _write(args, rows: list[dict], config: dict, extra: dict) -> None:
+    if args.json:
+        write_json(args.json, {**metadata_block(config, args.seed), "results": rows, **extra})
+
+
+def _input_file(path: str) -> dict:
+    p = Path(path)
+    return {"path": str(p.resolve()), "sha256": file_digest(p)}
 
 
 def cmd_lipschitz_conv(args) -> int:
-    from boundlab.empirical.lipschitz import conv_operator_norm
-    from boundlab.theory import convolution as C
-    from boundlab.theory.registry import get
+    from boundlab.empirical.compare import compare_layer
+    from boundlab.theory.convolution import ConvLayer
 
     kernel = load_npy(args.kernel, "KERNEL")
-    n = args.input_size
-    rows = []
-
-    def add(name, value):
-        b = get(name)
-        rows.append({"name": name, "kind": b.kind, "value": value, "covers": b.covers, "source": b.source})
-
-    if args.padding == "circular" and args.stride == 1:
-        add("conv.circular_exact", C.circular_spectral_norm(kernel, n))
-    if args.padding == "zeros":
-        add("conv.zero_padded_upper", C.zero_padded_upper_bound(kernel, n, "same"))
-    grid = n if args.padding == "circular" else (n + kernel.shape[2] // 2, n + kernel.shape[3] // 2)
-    add("conv.gram_iteration", C.gram_iteration_bound(kernel, grid))
-    add("conv.singla_four_reshape", C.four_reshape_bound(kernel))
-    add("conv.kernel_matrix", C.kernel_matrix_bound(kernel))
-    t = time.perf_counter()
-    lb = conv_operator_norm(kernel, n, args.padding, args.stride, seed=args.seed, device=args.device)
-    rows.append({"name": "empirical (Lanczos on T^T T)", "kind": "lower", "value": lb,
-                 "covers": f"{args.padding} padding, stride {args.stride}", "seconds": time.perf_counter() - t})
-    cfg = {"command": "lipschitz conv", "kernel": str(args.kernel), "kernel_shape": list(kernel.shape),
-           "input_size": n, "padding": args.padding, "stride": args.stride}
-    _report(rows, f"conv {tuple(kernel.shape)} on {n}x{n}, {args.padding} padding, stride {args.stride}",
-            args.json, cfg, args.seed)
+    if kernel.ndim != 4:
+        raise CliError(f"KERNEL: expected a (c_out, c_in, k_h, k_w) array, got shape {kernel.shape}")
+    if args.padding == "circular":
+        if args.pad is not None:
+            raise CliError("--pad: only with --padding zeros (circular padding is the periodic convolution)")
+        padding = "circular"
+    else:
+        kh, kw = kernel.shape[2:]
+        padding = args.pad if args.pad is not None else (kh // 2, kw // 2)
+    layer = ConvLayer.create(kernel, args.input_size, padding, args.stride)
+    doc = compare_layer(layer, seed=args.seed, device=args.device, include_planted=args.include_planted)
+    rows = rows_with_lower_bounds(doc)
+    config = {"command": "lipschitz conv", "kernel": _input_file(args.kernel), "layer": layer.summary()}
+    _write(args, rows, config, {"layer": doc["layer"], "lower_bounds": doc["lower_bounds"]})
+    print_rows(rows, layer.describe())
     return 0
 
 
-def cmd_lipschitz_attention(args) -> int:
+def _load_attention(args):
+    """AttentionWeights and notes from an ``.npz`` (query, key, value[, output]) or an ``nn.MultiheadAttention``
+    ``state_dict`` saved with ``torch.save``."""
+    import zipfile
+
     import numpy as np
 
-    from boundlab.empirical.attention import dot_product_attention, l2_attention
-    from boundlab.empirical.lipschitz import global_lipschitz_lower_bound
-    from boundlab.theory import attention as A
-    from boundlab.theory.registry import get
+    from boundlab.theory.attention import AttentionWeights
 
     p = Path(args.weights)
     if not p.is_file():
         raise CliError(f"WEIGHTS: file not found: {p}")
-    with np.load(p, allow_pickle=False) as data:
-        missing = [k for k in ("query", "key", "value") if k not in data.files]
-        if missing:
-            raise CliError(f"WEIGHTS: {p} lacks arrays {missing} (expected query, key, value[, output])")
-        arrays = {k: data[k] for k in data.files}
-    w = A.AttentionWeights.from_arrays(arrays["query"], arrays["key"], arrays["value"], arrays.get("output"),
-                                       heads=args.heads)
-    n, r = args.tokens, args.radius
-    rows = []
+    if zipfile.is_zipfile(p) and p.suffix.lower() != ".npz":
+        return _load_torch_attention(p, args.heads)
+    if p.suffix.lower() in (".pt", ".pth"):
+        return _load_torch_attention(p, args.heads)
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise CliError(f"WEIGHTS: {p} is a single .npy array; expected an .npz archive with arrays query, "
+                               f"key, value[, output] (or a torch nn.MultiheadAttention state_dict)")
+            missing = [k for k in ("query", "key", "value") if k not in data.files]
+            if missing:
+                raise CliError(f"WEIGHTS: {p} lacks arrays {missing} (expected query, key, value[, output]; has "
+                               f"{data.files})")
+            arrays = {k: data[k] for k in data.files}
+    except CliError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CliError(f"WEIGHTS: cannot read {p} as an .npz archive of numeric arrays ({type(exc).__name__}: "
+                       f"{str(exc)[:120]})") from exc
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise CliError(f"WEIGHTS: array {k!r} of {p} has dtype {a.dtype}; expected real numbers")
+    fused = [k for k in ("query", "key", "value") if arrays[k].ndim == 2]
+    if fused and args.heads is None:
+        raise CliError(f"--heads: {p} holds 2-D arrays {fused} (the fused (d, H*d_k) layout); say how many heads "
+                       f"they hold with --heads H (--heads 1 for a single head)")
+    heads = args.heads if fused else None
+    w = AttentionWeights.from_arrays(arrays["query"], arrays["key"], arrays["value"], arrays.get("output"),
+                                     heads=heads)
+    layout = ("fused (d, H*d_k) split into --heads" if fused else "per head (H, d, d_k)")
+    notes = [f"layout: {layout}, row convention x @ W (PyTorch's Linear.weight is the transpose); "
+             f"{w.heads} head(s), d = {w.dim}, d_k = {w.head_dim}, output "
+             f"{'given' if 'output' in arrays else 'identity on the concatenated heads'}"]
+    return w, notes
 
-    def add(name, value):
-        b = get(name)
-        rows.append({"name": name, "kind": b.kind, "value": value, "covers": b.covers, "source": b.source})
 
-    add("attention.bounded_dp", A.bounded_dot_product_bound(w, n, r))
-    add("attention.castin_bounded_dp", A.castin_bounded_dot_product_bound(w, n, r))
-    add("attention.meanfield_w2", A.meanfield_w2_bound(w, r))
-    res = global_lipschitz_lower_bound(dot_product_attention(w, args.device), (n, w.dim), r, seed=args.seed,
-                                       restarts=args.restarts, steps=args.steps, device=args.device)
-    rows.append({"name": "empirical dot-product (search on B_R^n)", "kind": "lower", "value": res.lower_bound,
-                 "covers": f"n={n}, R={r}"})
+def _load_torch_attention(p: Path, heads):
+    import torch
+
+    from boundlab.empirical.attention import attention_weights_from_torch
+
+    if heads is None:
+        raise CliError("--heads: an nn.MultiheadAttention state_dict does not record num_heads; pass --heads H")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
+        raise CliError(f"WEIGHTS: cannot read {p} as a torch state_dict ({type(exc).__name__})") from exc
+    if not isinstance(state, dict):
+        raise CliError(f"WEIGHTS: {p} holds a {type(state).__name__}, expected an nn.MultiheadAttention state_dict")
+    return attention_weights_from_torch(state, heads, where=f"WEIGHTS: {p}")
+
+
+def cmd_lipschitz_attention(args) -> int:
+    from boundlab.empirical.compare import compare_layer
+    from boundlab.theory.attention import AttentionLayer
+
+    w, notes = _load_attention(args)
+    for line in notes:
+        err_console.print(f"[dim]{line}[/]")
+    layers = [("dot_product", AttentionLayer.create(w, args.tokens, args.radius))]
     if w.tied():
-        add("attention.kim_l2_2norm", A.l2_attention_bound(w, n, "2"))
-        add("attention.kim_l2_infnorm", A.l2_attention_bound(w, n, "inf"))
-        res2 = global_lipschitz_lower_bound(l2_attention(w, args.device), (n, w.dim), r, seed=args.seed,
-                                            restarts=args.restarts, steps=args.steps, device=args.device)
-        rows.append({"name": "empirical L2 attention (search on B_R^n)", "kind": "lower", "value": res2.lower_bound,
-                     "covers": f"n={n}, R={r}"})
-    cfg = {"command": "lipschitz attention", "weights": str(p), "tokens": n, "radius": r, "heads": w.heads,
-           "restarts": args.restarts, "steps": args.steps}
-    _report(rows, f"attention: {w.heads} heads, d={w.dim}, d_k={w.head_dim}, n={n}, R={r}", args.json, cfg,
-            args.seed)
+        layers.append(("l2", AttentionLayer.create(w, args.tokens, args.radius, attention="l2")))
+    search = {"restarts": args.restarts, "steps": args.steps, "radius": args.radius}
+    rows, layer_docs = [], {}
+    for label, layer in layers:
+        doc = compare_layer(layer, seed=args.seed, device=args.device, include_planted=args.include_planted,
+                            search=search)
+        rows += rows_with_lower_bounds(doc, label)
+        layer_docs[label] = {"layer": doc["layer"], "lower_bounds": doc["lower_bounds"]}
+    config = {"command": "lipschitz attention", "weights": _input_file(args.weights), "tokens": args.tokens,
+              "radius": args.radius, "heads": w.heads, "restarts": args.restarts, "steps": args.steps,
+              "layout": notes}
+    _write(args, rows, config, {"layers": layer_docs})
+    title = (f"attention: {w.heads} head(s), d = {w.dim}, d_k = {w.head_dim}, n = {args.tokens}, R = {args.radius:g}"
+             f"{' (tied: L2 attention rows too)' if w.tied() else ''}")
+    print_rows(rows, title)
     return 0
 
 
+def _pad(text: str):
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected P or PH,PW or T,B,L,R (integers), got {text!r}") from None
+    if len(parts) not in (1, 2, 4) or min(parts) < 0:
+        raise argparse.ArgumentTypeError(f"expected P or PH,PW or T,B,L,R (integers >= 0), got {text!r}")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
 
 def register(subparsers) -> None:
-    lip = subparsers.add_parser("lipschitz", help="bounds and empirical lower bound for one saved layer")
+    lip = subparsers.add_parser("lipschitz", help="every bound that applies to one saved layer, and an empirical "
+                                "lower bound in each norm")
     lsub = lip.add_subparsers(dest="layer", required=True)
     c = lsub.add_parser("conv", help="a conv kernel saved as .npy (c_out, c_in, k_h, k_w)")
     c.add_argument("kernel", metavar="KERNEL.npy")
-    c.add_argument("--input-size", type=positive_int, required=True)
-    c.add_argument("--padding", choices=("circular", "zeros"), default="circular")
-    c.add_argument("--stride", type=positive_int, default=1)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--device", default=None)
-    c.add_argument("--json", default=None)
+    c.add_argument("--input-size", type=positive_int, required=True, help="spatial size n of the n x n input")
+    c.add_argument("--padding", choices=("circular", "zeros"), default="circular",
+                   help="circular (periodic convolution) or zeros (default: %(default)s)")
+    c.add_argument("--pad", type=_pad, default=None,
+                   help="zero-padding amount: P (PyTorch's padding=P), PH,PW, or T,B,L,R; 0 <= P <= k-1 "
+                   "(default: k//2 per axis)")
+    c.add_argument("--stride", type=positive_int, default=1, help="stride (default: %(default)s)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the lower-bound search (default: %(default)s)")
+    c.add_argument("--device", default=None, help="cpu (default) or cuda for the lower bound")
+    c.add_argument("--include-planted", action="store_true", help="also list the planted false bounds")
+    c.add_argument("--json", default=None, metavar="OUT", help="write the rows as JSON to OUT")
     c.set_defaults(func=cmd_lipschitz_conv)
-    a = lsub.add_parser("attention", help="attention weights saved as .npz (query, key, value[, output])")
-    a.add_argument("weights", metavar="WEIGHTS.npz")
-    a.add_argument("--tokens", type=positive_int, required=True)
-    a.add_argument("--radius", type=positive_float, required=True)
-    a.add_argument("--heads", type=positive_int, default=None, help="split 2-D (d, H*d_k) weights into heads")
-    a.add_argument("--restarts", type=positive_int, default=8)
-    a.add_argument("--steps", type=positive_int, default=30)
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--device", default=None)
-    a.add_argument("--json", default=None)
+    a = lsub.add_parser("attention", help="attention weights: .npz (query, key, value[, output]) or a torch "
+                        "nn.MultiheadAttention state_dict (.pt)")
+    a.add_argument("weights", metavar="WEIGHTS")
+    a.add_argument("--tokens", type=positive_int, required=True, help="number of tokens n")
+    a.add_argument("--radius", type=positive_float, required=True,
+                   help="per-token radius R of the domain B_R^n (also the search domain of the lower bounds)")
+    a.add_argument("--heads", type=positive_int, default=None,
+                   help="number of heads of fused 2-D (d, H*d_k) weights or a MultiheadAttention state_dict")
+    a.add_argument("--restarts", type=positive_int, default=8, help="restarts of the lower-bound search "
+                   "(default: %(default)s)")
+    a.add_argument("--steps", type=positive_int, default=30, help="ascent steps per restart (default: %(default)s)")
+    a.add_argument("--seed", type=int, default=0, help="seed of the lower-bound search (default: %(default)s)")
+    a.add_argument("--device", default=None, help="cpu (default) or cuda for the lower bound")
+    a.add_argument("--include-planted", action="store_true", help="also list the planted false bounds")
+    a.add_argument("--json", default=None, metavar="OUT", help="write the rows as JSON to OUT")
     a.set_defaults(func=cmd_lipschitz_attention)
