@@ -25,17 +25,36 @@ def _tensors(weights: AttentionWeights, device) -> tuple[torch.Tensor, ...]:
     return tuple(torch.as_tensor(a, dtype=DTYPE, device=dev) for a in (weights.query, weights.key, weights.value, weights.output))
 
 
+def multi_head_attention(x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor,
+                         return_probs: bool = False):
+    r"""The one dot-product attention forward pass of boundlab (functions, models and experiments all use it).
+
+    .. math:: \mathrm{MHA}(X)=\sum_h\mathrm{softmax}\big(XQ_h(XK_h)^\top/\sqrt{d_k}\big)XV_hO_h
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, n, d)
+    q, k : Tensor, shape (H, d, d_k)
+    v : Tensor, shape (H, d, d_v)
+    o : Tensor, shape (H, d_v, d_out)
+    return_probs : bool
+        Also return the attention matrices, shape (B, H, n, n).
+    """
+    qx = torch.einsum("bnd,hdk->bhnk", x, q)  # (B, H, n, dk)
+    kx = torch.einsum("bnd,hdk->bhnk", x, k)  # (B, H, n, dk)
+    vx = torch.einsum("bnd,hdv->bhnv", x, v)  # (B, H, n, dv)
+    p = torch.softmax(qx @ kx.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)  # (B, H, n, n)
+    y = torch.einsum("bhnv,hvo->bno", p @ vx, o)  # (B, n, d_out)
+    return (y, p) if return_probs else y
+
+
 def dot_product_attention(weights: AttentionWeights, device=None) -> Callable[[torch.Tensor], torch.Tensor]:
-    r""":math:`\mathrm{MHA}(X)=\sum_h\mathrm{softmax}(XQ_hK_h^\top X^\top/\sqrt{d_k})XV_hO_h`, batched over B."""
+    r""":math:`\mathrm{MHA}(X)=\sum_h\mathrm{softmax}(XQ_hK_h^\top X^\top/\sqrt{d_k})XV_hO_h`, batched over B
+    (:func:`multi_head_attention` with the weights on ``device``)."""
     q, k, v, o = _tensors(weights, device)
-    scale = 1.0 / math.sqrt(q.shape[-1])
 
     def f(x: torch.Tensor) -> torch.Tensor:
-        qx = torch.einsum("bnd,hdk->bhnk", x, q)  # (B, H, n, dk)
-        kx = torch.einsum("bnd,hdk->bhnk", x, k)
-        vx = torch.einsum("bnd,hdv->bhnv", x, v)  # (B, H, n, dv)
-        p = torch.softmax(qx @ kx.transpose(-1, -2) * scale, dim=-1)  # (B, H, n, n)
-        return torch.einsum("bhnv,hvo->bno", p @ vx, o)
+        return multi_head_attention(x, q, k, v, o)
 
     return f
 

@@ -45,7 +45,10 @@ import numpy as np
 from boundlab.theory import convex_attention as CA
 from boundlab.theory.validate import InputError, as_real_array, choice, positive_float, positive_int
 
+from ..io.progress import emit
 from .convex_heads import factored_solve, train_heads
+from .data import digits_images, patch_tokens
+from .training import top1_accuracy
 
 __all__ = ["FinetuneConfig", "SCALES", "digits_tokens", "run_finetune"]
 
@@ -90,29 +93,21 @@ SCALES = {
 
 def digits_tokens(dim: int, patch: int = 4, stride: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Raw frozen random patch-embedding tokens of the digits images, ``(1797, s, dim)``, and the labels."""
-    from sklearn.datasets import load_digits
-
     dim, patch, stride = (positive_int(k, v) for k, v in (("dim", dim), ("patch", patch), ("stride", stride)))
     if patch > 8:
         raise InputError(f"patch: expected a patch size <= 8 (8x8 images), got {patch}")
-    data = load_digits()
-    img = data.images / 16.0
+    img, labels = digits_images()
     rng = np.random.default_rng(seed)
-    corners = [(i, j) for i in range(0, 8 - patch + 1, stride) for j in range(0, 8 - patch + 1, stride)]
-    patches = np.stack([img[:, i:i + patch, j:j + patch].reshape(len(img), -1) for i, j in corners], axis=1)
+    patches = patch_tokens(img, patch, stride)  # (1797, s, patch*patch)
     embed = rng.standard_normal((patch * patch, dim)) / patch
-    position = 0.5 * rng.standard_normal((len(corners), dim))
-    return np.maximum(patches @ embed + position, 0.0), data.target.astype(int)
+    position = 0.5 * rng.standard_normal((patches.shape[1], dim))
+    return np.maximum(patches @ embed + position, 0.0), labels.astype(int)
 
 
 def _standardise(tokens: np.ndarray, train: np.ndarray) -> np.ndarray:
     flat = tokens[train].reshape(-1, tokens.shape[-1])
     out = (tokens - flat.mean(0)) / (flat.std(0) + 1e-12)
     return out / np.sqrt((out[train] ** 2).sum(-1).mean())
-
-
-def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(logits.argmax(axis=1) == labels))
 
 
 def _convex_row(name, kind, lift, block_shape, x_tr, y_tr, x_te, y_te, beta, c, cfg, gates=None) -> dict:
@@ -123,7 +118,7 @@ def _convex_row(name, kind, lift, block_shape, x_tr, y_tr, x_te, y_te, beta, c, 
     res = factored_solve(tr, steps=cfg.steps, seed=cfg.seed, polish=cfg.polish, gap_tol=cfg.gap_tol)
     sol = CA.ConvexSolution(tr, res.z, res.primal, res.dual, res.gap, "factored+fista", "certificate", res.seconds)
     return {"head": name, "solver": "convex (Burer-Monteiro + FISTA, certified)",
-            "train_acc": _accuracy(tr.predictions(res.z), y_tr), "test_acc": _accuracy(te.predictions(res.z), y_te),
+            "train_acc": top1_accuracy(tr.predictions(res.z), y_tr), "test_acc": top1_accuracy(te.predictions(res.z), y_te),
             "objective": res.primal, "certified_lower": res.dual, "gap": res.gap,
             "heads": len(CA.recover_heads(sol)), "m_star": int(CA.m_star(tr).value), "seconds": res.seconds}
 
@@ -143,8 +138,8 @@ def _nonconvex_row(name, kind, x_tr, y_tr, x_te, y_te, beta, c, heads, cfg, conv
                                                                         res.heads.gate)), masks)
         return out.mean(dim=1).numpy()
 
-    row = {"head": name, "solver": "L-BFGS (non-convex)", "train_acc": _accuracy(logits(x_tr), y_tr),
-           "test_acc": _accuracy(logits(x_te), y_te), "objective": res.objective, "certified_lower": None,
+    row = {"head": name, "solver": "L-BFGS (non-convex)", "train_acc": top1_accuracy(logits(x_tr), y_tr),
+           "test_acc": top1_accuracy(logits(x_te), y_te), "objective": res.objective, "certified_lower": None,
            "gap": None, "heads": heads, "m_star": None, "seconds": res.seconds}
     if convex_optimum is not None:
         row["gap_to_convex"] = (res.objective - convex_optimum) / abs(convex_optimum)
@@ -155,8 +150,7 @@ def run_finetune(config: FinetuneConfig | str = "small", tokens=None, labels=Non
                  **overrides) -> dict:
     """Train every head of the module table on frozen features; returns ``{"config", "rows", "data"}``.
 
-    ``progress``: optional callable ``progress(head, done, total)`` called before each head (and once at the end
-    with ``head="done"``); the CLI draws a progress bar with it.
+    ``progress``: a :data:`boundlab.io.progress.Reporter` (one step per head, a line as each head starts).
 
     ``config``: a :class:`FinetuneConfig` or a name in :data:`SCALES`; ``overrides`` replace its fields.
     ``tokens``/``labels``: external frozen features ``(n, s, d)`` and integer labels (default: digits).
@@ -209,11 +203,9 @@ def run_finetune(config: FinetuneConfig | str = "small", tokens=None, labels=Non
                                                        beta, c, cfg, att_gates)),
     ]
     for i, (name, job) in enumerate(jobs):
-        if progress is not None:
-            progress(name, i, len(jobs))
+        emit(progress, "heads", i, len(jobs), f"head {i + 1}/{len(jobs)}: {name}")
         results[name] = job()
-    if progress is not None:
-        progress("done", len(jobs), len(jobs))
+    emit(progress, "heads", len(jobs), len(jobs))
     order = ("linear", "linear_flat", "relu_mlp", "convex_gated_mlp", "attention", "convex_linear_attention",
              "convex_gated_attention")
     rows = [results[k] for k in order]

@@ -15,6 +15,7 @@ pixel space and stay in the box the certified network bounds cover.
 
 from __future__ import annotations
 
+import functools
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ __all__ = [
     "DATASETS",
     "load_cifar10",
     "load_digits",
+    "digits_images",
+    "patch_tokens",
     "load_dataset",
     "probe_indices",
     "gaussian_noise",
@@ -139,23 +142,60 @@ def load_cifar10(data_dir, *, max_train: int | None = None, max_test: int | None
 
 
 # --------------------------------------------------------------------------- digits
+@functools.lru_cache(maxsize=1)
+def _sk_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits as _sk_digits
+
+    d = _sk_digits()
+    images = d.images.astype(np.float64) / 16.0
+    images.setflags(write=False)
+    target = d.target.astype(np.int64)
+    target.setflags(write=False)
+    return images, target
+
+
+def digits_images() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits, the one place they are read: ``(1797, 8, 8)`` float64 in [0, 1] (values
+    0..16 divided by 16) and the ``(1797,)`` labels. Read-only arrays, loaded once per process."""
+    return _sk_digits_arrays()
+
+
+def patch_tokens(images, patch: int, stride: int | None = None):
+    """Patches of images as tokens, the one tokenisation of boundlab (ViT-style, row-major over the grid).
+
+    ``images``: ``(N, C, H, W)`` (a tensor or an array) or ``(N, H, W)`` (one channel); ``stride`` defaults to
+    ``patch`` (non-overlapping). Returns ``(N, T, C * patch * patch)`` of the same type, features ordered
+    (channel, row, column) within a patch, tokens row-major over the grid of patch corners.
+    """
+    patch = positive_int("patch", patch)
+    stride = patch if stride is None else positive_int("stride", stride)
+    is_tensor = isinstance(images, torch.Tensor)
+    x = images if is_tensor else torch.as_tensor(np.asarray(images, dtype=np.float64))
+    if x.dim() == 3:
+        x = x.unsqueeze(1)  # (N, 1, H, W)
+    if x.dim() != 4:
+        raise DataError(f"images: expected (N, C, H, W) or (N, H, W), got shape {tuple(x.shape)}")
+    if patch > min(x.shape[2:]):
+        raise DataError(f"patch: {patch} is larger than the image ({x.shape[2]}x{x.shape[3]})")
+    t = F.unfold(x, kernel_size=patch, stride=stride).transpose(1, 2)  # (N, T, C*p*p)
+    return t if is_tensor else t.contiguous().numpy()
+
+
 def load_digits(*, size: int = 16, test_fraction: float = 1 / 3, seed: int = 0) -> ImageData:
     """scikit-learn's bundled digits (8x8, 1 channel, values 0..16) scaled to [0,1] and resized to ``size``.
 
     The split is a seeded permutation; ``mean``/``std`` are the training split's pixel statistics."""
-    from sklearn.datasets import load_digits as _sk_digits
-
     size = positive_int("size", size, minimum=8)
     frac = positive_float("test_fraction", test_fraction)
     if not 0 < frac < 1:
         raise DataError(f"test_fraction: expected a number in (0, 1), got {test_fraction}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise DataError(f"seed: expected an integer, got {seed!r}")
-    d = _sk_digits()
-    x = torch.from_numpy(d.images.astype(np.float32) / 16.0)[:, None]
+    images, target = digits_images()
+    x = torch.from_numpy(images.astype(np.float32))[:, None]
     if size != 8:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
-    y = torch.from_numpy(d.target.astype(np.int64))
+    y = torch.from_numpy(target.copy())
     perm = torch.from_numpy(np.random.default_rng(int(seed)).permutation(x.shape[0]))
     n_test = int(round(frac * x.shape[0]))
     te, tr = perm[:n_test], perm[n_test:]

@@ -41,6 +41,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from boundlab.theory import composition as comp
+
+from .attention import multi_head_attention
+from .data import patch_tokens
 from boundlab.theory.validate import InputError, choice, positive_int
 from boundlab.theory.attention import AttentionWeights
 from boundlab.theory.convolution import ConvLayer
@@ -137,12 +140,17 @@ class MultiHeadAttention(nn.Module):
         self.v = nn.Linear(dim, dim, bias=False)
         self.o = nn.Linear(dim, dim, bias=False)
 
+    def _per_head(self, lin: nn.Linear, out: bool = False) -> torch.Tensor:
+        """A fused nn.Linear weight as per-head matrices in the row convention: (H, d, d_k), or (H, d_k, d) for
+        the output projection (``x @ W.T`` split by column blocks, resp. row blocks)."""
+        wt = lin.weight.T  # (in, out)
+        if out:
+            return wt.reshape(self.heads, self.dk, wt.shape[1])  # (H, d_k, d)
+        return wt.reshape(wt.shape[0], self.heads, self.dk).permute(1, 0, 2)  # (H, d, d_k)
+
     def forward(self, x):
-        b, n, d = x.shape
-        split = lambda t: t.view(b, n, self.heads, self.dk).transpose(1, 2)  # noqa: E731
-        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.dk), dim=-1)
-        return self.o((att @ v).transpose(1, 2).reshape(b, n, d))
+        q, k, v = self._per_head(self.q), self._per_head(self.k), self._per_head(self.v)
+        return multi_head_attention(x, q, k, v, self._per_head(self.o, out=True))
 
     def weights(self) -> AttentionWeights:
         # nn.Linear stores (out, in); the theory's row convention wants (in, out), heads split by column blocks
@@ -181,10 +189,7 @@ class _PatchEmbed(nn.Module):
         nn.init.normal_(self.pos, std=0.02)
 
     def forward(self, x):
-        p = self.patch
-        b, c, h, w = x.shape
-        t = x.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, self.tokens, c * p * p)
-        return self.proj(t) + self.pos
+        return self.proj(patch_tokens(x, self.patch)) + self.pos  # (B, T, dim)
 
     def bounds(self) -> list[comp.LayerBound]:
         # patch extraction is a permutation of coordinates (an isometry); the position add is a translation

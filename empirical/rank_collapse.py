@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,6 +32,9 @@ from boundlab.theory.attention import AttentionWeights
 from boundlab.theory.rank_collapse import residual_ratio
 
 from ._torch import DTYPE, as_tensor, generator, resolve_device
+from ..io.progress import emit
+from .attention import multi_head_attention
+from .data import digits_images, patch_tokens
 
 __all__ = ["VARIANTS", "INPUTS", "Block", "TokenNetwork", "Forward", "random_network", "forward", "residual_ratios",
            "image_patch_tokens", "digits_patch_tokens", "collapse_inputs", "CollapseCurve", "collapse_curves"]
@@ -150,14 +152,9 @@ def _t(a, dev) -> torch.Tensor:
 
 
 def _attention(x: torch.Tensor, w: AttentionWeights, dev) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum_h P_h X W_h, P) for a batch; the same computation as :func:`empirical.attention.dot_product_attention`,
-    which does not expose P (tests/test_rank_collapse.py checks the two agree)."""
-    q, k, m = _t(w.query, dev), _t(w.key, dev), _t(w.value_output_matrices(), dev)
-    qx = torch.einsum("bnd,hdk->bhnk", x, q)
-    kx = torch.einsum("bnd,hdk->bhnk", x, k)
-    p = torch.softmax(qx @ kx.transpose(-1, -2) / math.sqrt(w.head_dim), dim=-1)
-    z = torch.einsum("bhnm,bmd,hde->bne", p, x, m)
-    return z, p
+    """(sum_h P_h X W_h, P) for a batch (:func:`empirical.attention.multi_head_attention`)."""
+    return multi_head_attention(x, _t(w.query, dev), _t(w.key, dev), _t(w.value, dev), _t(w.output, dev),
+                                return_probs=True)
 
 
 def _mlp(z: torch.Tensor, mlp, dev) -> torch.Tensor:
@@ -203,27 +200,21 @@ def residual_ratios(net: TokenNetwork, x, device=None) -> np.ndarray:
 
 
 def image_patch_tokens(images, patch: int) -> np.ndarray:
-    """Non-overlapping ``patch x patch`` patches as tokens: ``(N, H, W[, C]) -> (N, (H/p)(W/p), p*p*C)``."""
+    """Non-overlapping ``patch x patch`` patches as tokens: ``(N, H, W[, C]) -> (N, (H/p)(W/p), p*p*C)``
+    (:func:`empirical.data.patch_tokens` on channel-last images)."""
     a = as_real_array("images", images, ndim=(3, 4))
     p = positive_int("patch", patch)
     if a.ndim == 3:
         a = a[..., None]
-    n, hh, ww, c = a.shape
-    if hh % p or ww % p:
-        raise InputError(f"patch: {p} does not divide the image size {hh}x{ww}")
-    t = a.reshape(n, hh // p, p, ww // p, p, c).transpose(0, 1, 3, 2, 4, 5)
-    return np.ascontiguousarray(t.reshape(n, (hh // p) * (ww // p), p * p * c))
+    if a.shape[1] % p or a.shape[2] % p:
+        raise InputError(f"patch: {p} does not divide the image size {a.shape[1]}x{a.shape[2]}")
+    return patch_tokens(np.ascontiguousarray(a.transpose(0, 3, 1, 2)), p)
 
 
 def digits_patch_tokens(indices, patch: int = 2) -> np.ndarray:
-    """Real images: scikit-learn's 8x8 handwritten digits (shipped with the package), scaled to [0, 1], as patch
-    tokens (``patch=2``: 16 tokens of width 4). ``indices`` selects images (0..1796)."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise InputError("digits_patch_tokens needs scikit-learn (pip install scikit-learn), which ships the "
-                              "8x8 digits data set") from exc
-    images = load_digits().images / 16.0
+    """Real images: scikit-learn's 8x8 handwritten digits (:func:`empirical.data.digits_images`), as patch tokens
+    (``patch=2``: 16 tokens of width 4). ``indices`` selects images (0..1796)."""
+    images = digits_images()[0]
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size == 0 or idx.min() < 0 or idx.max() >= len(images):
         raise InputError(f"indices: expected indices in [0, {len(images) - 1}], got {idx.tolist()}")
@@ -262,12 +253,12 @@ class CollapseCurve:
 
 def collapse_curves(x, depth: int, *, heads: int = 1, networks: int = 3, seed: int = 0, qk_scale: float = 1.0,
                     value_scale: float = 1.0, mlp_scale: float = 1.0, variants=VARIANTS, device=None,
-                    progress: Callable[[str], None] | None = None) -> dict[str, CollapseCurve]:
+                    progress=None) -> dict[str, CollapseCurve]:
     r"""The experiment of Dong et al. Sec. 5.1 / Fig. 2 at initialisation, on inputs ``x`` ``(B, n, d)``.
 
     For each network seed ``seed .. seed + networks - 1`` every variant is built by :func:`random_network` from
-    that seed (so the four variants share their attention weights) and run on the whole batch; ``progress`` is
-    called once per (seed, variant) with a short label. The paper used BERT/ALBERT/XLNet on 32 wiki_bio
+    that seed (so the four variants share their attention weights) and run on the whole batch; ``progress`` (a
+    :data:`boundlab.io.progress.Reporter`) gets one step per (seed, variant). The paper used BERT/ALBERT/XLNet on 32 wiki_bio
     sequences; these are small random networks on image-patch or Gaussian tokens (the regime is the arguments).
     """
     a = as_real_array("x", x, ndim=3)
@@ -283,8 +274,8 @@ def collapse_curves(x, depth: int, *, heads: int = 1, networks: int = 3, seed: i
             net = random_network(v, L, a.shape[2], heads=heads, seed=s, qk_scale=qk_scale, value_scale=value_scale,
                                  mlp_scale=mlp_scale, device=device)
             rows[v].append(residual_ratios(net, a, device))
-            if progress is not None:
-                progress(f"seed {s} {v}")
+            emit(progress, "rank collapse", (s - seed) * len(variants) + variants.index(v) + 1,
+                 m * len(variants), f"network seed {s}, {v}: done")
     out = {}
     for v, r in rows.items():
         r = np.concatenate(r, axis=0)

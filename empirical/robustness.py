@@ -16,14 +16,16 @@ import torch.nn.functional as F
 
 from boundlab.theory.validate import InputError, positive_float, positive_int
 
+from ..io.seeds import derive_seed
 from .data import gaussian_noise
+from .training import evaluate_accuracy
 
-__all__ = ["RobustnessConfig", "fgsm", "pgd", "accuracy", "robustness_report", "eps_key"]
+__all__ = ["RobustnessConfig", "fgsm", "pgd", "robustness_report", "eps_key"]
 
 
 @dataclass(frozen=True)
 class RobustnessConfig:
-    """Attack budgets in pixel units (defaults: topolip.md 6.4, eps in {1,2,4,8}/255, noise {2,4,8}/255)."""
+    """Attack budgets in pixel units (defaults: docs/research/topolip.md 6.4, eps in {1,2,4,8}/255, noise {2,4,8}/255)."""
 
     eps: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
     noise_sigmas: tuple[float, ...] = (2 / 255, 4 / 255, 8 / 255)
@@ -80,14 +82,6 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10, st
     return adv
 
 
-@torch.no_grad()
-def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
-    correct = 0
-    for i in range(0, x.shape[0], batch_size):
-        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-    return correct / max(1, x.shape[0])
-
-
 def robustness_report(model, x: torch.Tensor, y: torch.Tensor, config: RobustnessConfig | None = None,
                       seed: int = 0) -> dict:
     """``{"clean", "fgsm": {eps: acc}, "pgd": {eps: acc}, "noise": {sigma: acc}}`` on the probe set ``(x, y)``."""
@@ -100,20 +94,21 @@ def robustness_report(model, x: torch.Tensor, y: torch.Tensor, config: Robustnes
         p.requires_grad_(False)
     try:
         bs = cfg.batch_size
-        out = {"clean": accuracy(model, x, y, bs), "fgsm": {}, "pgd": {}, "noise": {}}
+        out = {"clean": evaluate_accuracy(model, x, y, bs), "fgsm": {}, "pgd": {}, "noise": {}}
         for j, eps in enumerate(cfg.eps):
             f_ok = p_ok = 0
             for i in range(0, x.shape[0], bs):
                 xb, yb = x[i:i + bs], y[i:i + bs]
                 adv_f = fgsm(model, xb, yb, eps)
-                adv_p = pgd(model, xb, yb, eps, cfg.pgd_steps, cfg.step_fraction, seed=seed * 7919 + 31 * j + i)
+                adv_p = pgd(model, xb, yb, eps, cfg.pgd_steps, cfg.step_fraction, seed=derive_seed(seed, "pgd", j, i))
                 with torch.no_grad():
                     f_ok += int((model(adv_f).argmax(1) == yb).sum())
                     p_ok += int((model(adv_p).argmax(1) == yb).sum())
             out["fgsm"][eps_key(eps)] = f_ok / x.shape[0]
             out["pgd"][eps_key(eps)] = p_ok / x.shape[0]
         for j, s in enumerate(cfg.noise_sigmas):
-            out["noise"][eps_key(s)] = accuracy(model, gaussian_noise(x, s, seed * 7919 + 1000 + j), y, bs)
+            noisy = gaussian_noise(x, s, derive_seed(seed, "noise", j))
+            out["noise"][eps_key(s)] = evaluate_accuracy(model, noisy, y, bs)
     finally:
         for p in model.parameters():
             p.requires_grad_(True)

@@ -1,7 +1,7 @@
-r"""Per-layer TopoLip measurements (all candidate variants of ``shared/research/topolip.md`` §4.7) with the
+r"""Per-layer TopoLip measurements (all candidate variants of ``docs/research/topolip.md`` §4.7) with the
 stability lemmas of §5.2 checked on the data as a pipeline self-test.
 
-The definition of TopoLip in arXiv 2410.17628 could not be read (topolip.md §0), so every candidate is computed;
+The definition of TopoLip in arXiv 2410.17628 could not be read (docs/research/topolip.md §0), so every candidate is computed;
 :math:`W=W_p(\mathrm{Dgm}_k(\cdot),\mathrm{Dgm}_k(\cdot))` with k = ``config.topolip_degree``, p = ``config.topolip_order``,
 :math:`X^\ell,\tilde X^\ell,X'^\ell` the layer-l clouds of the clean, perturbed and shifted probes (l = 0: the input):
 
@@ -33,6 +33,7 @@ from boundlab.theory.persistence import (bottleneck_pointwise_bound, cellular_wa
                                 distance_matrix, stability_constant)
 
 from . import compactness as TC
+from ..io.progress import emit
 from .topology import ENGINES, Diagrams, diagram_distance, persistence_diagrams
 
 __all__ = ["TopoConfig", "layer_measurements", "NORMALISATIONS"]
@@ -109,12 +110,13 @@ def _clouds(name: str, arrays, n_layers: int | None = None) -> list[np.ndarray]:
 
 
 def layer_measurements(clean, perturbed, *, config: TopoConfig, shifted=None, lipschitz=None, seed: int = 0,
-                       progress: bool = True) -> list[dict]:
+                       progress=None) -> list[dict]:
     """One dict per layer l >= 1 with the keys of docs/results.md's ``layers`` entries (see the module docstring).
 
     ``clean[l]``, ``perturbed[l]``, ``shifted[l]``: ``(N, D_l)`` clouds on the same N probes (l = 0: input);
     ``lipschitz[l]``: a certified upper bound of layer l's Lipschitz constant (entry 0 unused). ``seed`` is
-    recorded for reproducibility (no random draw happens here).
+    recorded for reproducibility (no random draw happens here). ``progress``: a
+    :data:`boundlab.io.progress.Reporter` (one step per diagram).
     """
     if not isinstance(config, TopoConfig):
         raise InputError(f"config: expected a TopoConfig, got {type(config).__name__}")
@@ -142,14 +144,12 @@ def layer_measurements(clean, perturbed, *, config: TopoConfig, shifted=None, li
     todo = [("clean", xs), ("perturbed", ps)] + ([("shifted", ss)] if ss is not None else [])
     total = sum(len(g) for _, g in todo)
     D: dict[str, list[Diagrams]] = {name: [] for name, _ in todo}
-    from rich.progress import Progress  # noqa: PLC0415
-
-    with Progress(transient=True, disable=not progress) as bar:
-        task = bar.add_task("persistence diagrams", total=total)
-        for name, group in todo:
-            for a in group:
-                D[name].append(dgms(a))
-                bar.advance(task)
+    done = 0
+    for name, group in todo:
+        for a in group:
+            D[name].append(dgms(a))
+            done += 1
+            emit(progress, "persistence diagrams", done, total)
 
     def w(a: Diagrams, b: Diagrams, deg=k, order=p) -> float:
         return diagram_distance(a.finite[deg], b.finite[deg], order)

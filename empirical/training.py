@@ -25,7 +25,8 @@ from ..io.results import atomic_file
 from ..io.seeds import derive_seed
 from ..theory.validate import InputError, choice, positive_float, positive_int
 
-__all__ = ["TrainConfig", "CheckpointError", "fit", "save_checkpoint", "load_checkpoint", "evaluate_accuracy"]
+__all__ = ["TrainConfig", "CheckpointError", "fit", "save_checkpoint", "load_checkpoint", "evaluate_accuracy",
+           "top1_accuracy"]
 
 
 class CheckpointError(InputError):
@@ -101,14 +102,24 @@ def load_checkpoint(path: str | os.PathLike, expect_hash: str | None = None) -> 
     return state
 
 
+def top1_accuracy(logits, labels) -> float:
+    """Fraction of rows whose largest logit is at the label (numpy arrays or tensors): the one accuracy."""
+    if isinstance(logits, torch.Tensor):
+        return float((logits.argmax(1) == labels).float().mean()) if logits.shape[0] else 0.0
+    import numpy as np
+
+    return float(np.mean(np.asarray(logits).argmax(axis=1) == np.asarray(labels))) if len(logits) else 0.0
+
+
 @torch.no_grad()
 def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` in eval mode on ``(x, y)`` (tensors already on the model's device)."""
     was = model.training
     model.eval()
-    correct = 0
+    correct = 0.0
     for i in range(0, x.shape[0], batch_size):
-        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+        xb = x[i:i + batch_size]
+        correct += top1_accuracy(model(xb), y[i:i + batch_size]) * xb.shape[0]
     model.train(was)
     return correct / max(1, x.shape[0])
 

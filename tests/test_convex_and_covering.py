@@ -20,7 +20,7 @@ Y = rng.standard_normal((6, 4, 2))
 
 
 def test_linear_attention_reproduces_the_recorded_optimum():
-    """seed_papers.md C.3: n=6, s=4, d=3, c=2, beta=0.5 on this draw gave 10.586657 (SCS) with rank 5 <= 6."""
+    """docs/research/seed_papers.md C.3: n=6, s=4, d=3, c=2, beta=0.5 on this draw gave 10.586657 (SCS) with rank 5 <= 6."""
     sol = CA.linear_attention_program(X, Y, 0.5).details
     assert sol.lower <= sol.upper and sol.gap < 1e-7
     assert sol.lower == pytest.approx(10.586657, abs=1e-6)

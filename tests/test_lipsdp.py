@@ -283,3 +283,77 @@ def test_cli_mat_and_torch(tmp_path, capsys):
     assert main(["lipsdp", str(tmp_path / "missing.mat")]) == 2
     assert main(["lipsdp", str(tmp_path / "m.pt"), "--activation", "softplus"]) == 2
     assert "activation" in capsys.readouterr().err
+
+
+def test_lipsdp_is_scale_invariant_and_ordered_at_tiny_weights():
+    # the issue-12 case: W0 = 1e-4 N(5x3), W1 = 1e-3 N(2x5). Unnormalised, Neuron (8.76e-5) came out above Layer
+    # (7.93e-5), both ~200x above the exact 4.13e-7. Lip scales exactly with the weights, so the bound of the
+    # tiny net must be 1e-7 times the bound of the same net scaled by (1e4, 1e3), and Neuron <= Layer <= product.
+    rng = np.random.default_rng(5)
+    w0, w1 = 1e-4 * rng.standard_normal((5, 3)), 1e-3 * rng.standard_normal((2, 5))
+    tiny = L.FeedForward.from_weights([w0, w1])
+    unit = L.FeedForward.from_weights([w0 * 1e4, w1 * 1e3])
+    neuron, layer = L.lipsdp_neuron(tiny).value, L.lipsdp_layer(tiny).value
+    assert neuron <= layer * (1 + 1e-6) <= L.spectral_product_bound(tiny).value * (1 + 2e-6)
+    assert neuron == pytest.approx(L.lipsdp_neuron(unit).value * 1e-7, rel=1e-6)
+    # the exact constant of a one-hidden-layer ReLU net is at most max over activation patterns of ||W1 D W0||
+    patterns = max(np.linalg.norm(w1 @ np.diag(d) @ w0, 2) for d in np.ndindex(*(2,) * 5))
+    assert patterns <= neuron <= patterns * 1.05
+
+
+def _bn_model(position: str):
+    torch.manual_seed(0)
+    lin1, lin2 = torch.nn.Linear(3, 6), torch.nn.Linear(6, 2)
+    bn = torch.nn.BatchNorm1d(6)
+    layers = [lin1, bn, torch.nn.ReLU(), lin2] if position == "before" else [lin1, torch.nn.ReLU(), bn, lin2]
+    model = torch.nn.Sequential(*layers).double()
+    with torch.no_grad():
+        bn.running_var.fill_(0.01)
+        bn.running_mean.normal_()
+        bn.weight.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def _max_jacobian(model, n=4000) -> float:
+    xs = torch.randn(n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
+    best = 0.0
+    for x in xs:
+        best = max(best, float(torch.linalg.matrix_norm(torch.autograd.functional.jacobian(
+            lambda z: model(z[None])[0], x), 2)))
+    return best
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_batchnorm_is_folded_exactly_not_dropped(tmp_path, position):
+    # the issue-12 case: BatchNorm with running_var 0.01 scales the Jacobian by ~10; dropping it certified 0.44
+    # for a model whose Jacobian norm reaches 3.5. Folded (before or after the activation) the bound holds.
+    from boundlab.empirical.mlp import load_torch_mlp
+
+    model = _bn_model(position)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    loaded = load_torch_mlp(tmp_path / "m.pt")
+    assert len(loaded.weights) == 2 and loaded.folded and loaded.bn_eps == 1e-5
+    certified = L.lipsdp_neuron(L.FeedForward.from_weights(loaded.weights)).value
+    assert _max_jacobian(model) <= certified * (1 + 1e-9)
+    torch.save(model, tmp_path / "full.pt")  # the pickled module: the same folding, with its own eps
+    full = load_torch_mlp(tmp_path / "full.pt", allow_pickle=True)
+    assert all(np.allclose(a, b) for a, b in zip(full.weights, loaded.weights))
+
+
+def test_torch_files_with_unknown_tensors_are_refused(tmp_path):
+    from boundlab.empirical.mlp import load_torch_mlp
+
+    model = _bn_model("before")
+    state = model.state_dict()
+    torch.save({**state, "3.extra": torch.ones(2)}, tmp_path / "x.pt")
+    with pytest.raises(InputError, match="neither a Linear"):
+        load_torch_mlp(tmp_path / "x.pt")
+    named = {"fc1.weight": state["0.weight"], "bn.running_var": state["1.running_var"],
+             "bn.running_mean": state["1.running_mean"], "fc2.weight": state["3.weight"]}
+    torch.save(named, tmp_path / "n.pt")
+    with pytest.raises(InputError, match="does not say whether it acts before or after"):
+        load_torch_mlp(tmp_path / "n.pt")
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Conv2d(2, 1, 3))
+    torch.save(conv.state_dict(), tmp_path / "c.pt")
+    with pytest.raises(InputError, match="only Linear"):
+        load_torch_mlp(tmp_path / "c.pt")

@@ -23,6 +23,35 @@ def test_every_bound_is_documented():
         get("conv.nope")
 
 
+def test_the_record_is_the_contract():
+    import inspect
+
+    from boundlab.theory.registry import NORMS, BoundValue, docstring_math
+
+    bounds = all_bounds()
+    assert any(b.planted for b in bounds) and any(b.expect == "falsified" and not b.planted for b in bounds)
+    for b in bounds:
+        # the formula is written once: the record's LaTeX is the evaluator's docstring's first math block
+        assert b.latex == docstring_math(b.evaluate) and b.latex, b.name
+        assert not any(ord(c) < 32 for c in b.latex), b.name  # a non-raw docstring would turn \r into CR
+        assert b.norm in NORMS and callable(b.evaluate) and b.function.endswith(b.evaluate.__qualname__)
+        assert b.reported_kind == ("falsified" if b.expect == "falsified" else b.kind)
+        if b.expect == "falsified":
+            assert b.refutation, b.name
+        assert b.planted == b.name.startswith("planted.")
+        assert inspect.signature(b.evaluate) == inspect.signature(b.evaluate.raw)
+    layer_bounds = [b for b in bounds if b.input_type is not None]
+    assert {b.input_type.__name__ for b in layer_bounds} >= {"ConvLayer", "AttentionLayer", "FeedForward"}
+    # a falsified statement evaluates to kind "falsified": nothing downstream can take it for an upper bound
+    from boundlab.theory import attention as A
+
+    q = np.array([[[2.0]]])
+    layer = A.AttentionLayer.create(A.AttentionWeights.from_arrays(q, q, np.ones((1, 1, 1)), np.ones((1, 1, 1))),
+                                    2, 3.0, attention="l2")
+    res = A.l2_attention_bound(layer)
+    assert isinstance(res, BoundValue) and res.kind == "falsified" and res.norm == "l2"
+
+
 def test_theory_does_not_import_torch():
     code = "import sys; from boundlab import theory; theory.all_bounds(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -157,7 +157,7 @@ def test_layer_measurements_keys_and_self_test():
     clean, pert = _net(x, w1, w2), _net(x + 0.05 * rng.standard_normal(x.shape), w1, w2)
     shifted = _net(1.3 * x + 0.2, w1, w2)
     lips = [None, np.linalg.norm(w1, 2), np.linalg.norm(w2, 2)]
-    rows = layer_measurements(clean, pert, config=TopoConfig(), shifted=shifted, lipschitz=lips, progress=False)
+    rows = layer_measurements(clean, pert, config=TopoConfig(), shifted=shifted, lipschitz=lips)
     assert [r["index"] for r in rows] == [1, 2]
     keys = {"layer", "index", "dim", "variance", "id_twonn", "id_mle", "diagram_distance_to_previous", "topolip",
             "stability"}
@@ -176,7 +176,7 @@ def test_layer_measurements_keys_and_self_test():
     # normalised variants are invariant under scaling a layer's outputs, the plain ones are not
     c = 10.0
     scaled = layer_measurements([clean[0], clean[1], c * clean[2]], [pert[0], pert[1], c * pert[2]],
-                                config=TopoConfig(), progress=False)
+                                config=TopoConfig())
     assert scaled[1]["topolip"]["A"] == pytest.approx(c * rows[1]["topolip"]["A"], rel=1e-9)
     assert scaled[1]["topolip"]["A_normalised"] == pytest.approx(rows[1]["topolip"]["A_normalised"], rel=1e-9)
     assert scaled[1]["topolip"]["C"] is None and scaled[1]["topolip"]["D"] is None
@@ -192,7 +192,7 @@ def test_l4_ratio_pitfall_orthogonal_map():
     x = rng.standard_normal((30, 4))
     relu = lambda a: np.maximum(a, 0)  # noqa: E731
     q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
-    rows = layer_measurements([x, relu(x)], [x @ q, relu(x @ q)], config=TopoConfig(), progress=False)
+    rows = layer_measurements([x, relu(x)], [x @ q, relu(x @ q)], config=TopoConfig())
     # input diagrams identical up to rounding of x @ q: A is null (denominator exactly 0) or astronomically large
     a0 = rows[0]["topolip"]["A"]
     assert a0 is None or a0 > 1e6, a0
@@ -200,7 +200,7 @@ def test_l4_ratio_pitfall_orthogonal_map():
     rot = np.eye(4)
     rot[:2, :2] = [[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]]
     y = x @ rot + 1e-9 * rng.standard_normal(x.shape)  # a rotation plus float-level noise: tiny diagram change
-    a = layer_measurements([x, relu(x)], [y, relu(y)], config=TopoConfig(), progress=False)[0]["topolip"]["A"]
+    a = layer_measurements([x, relu(x)], [y, relu(y)], config=TopoConfig())[0]["topolip"]["A"]
     assert a > 100.0, a  # while Lip(ReLU) = 1 and the stability constant for p = inf is 2
 
 

@@ -245,7 +245,7 @@ def bounded_dot_product_bound(layer: AttentionLayer) -> float:
     applies=_dot_product_on_ball,
 )
 def castin_bounded_dot_product_bound(layer: AttentionLayer) -> float:
-    r"""Castin, Ablin & Peyré's bound on :math:`B_R^n`, in the form recalled in ``shared/research``:
+    r"""Castin, Ablin & Peyré's bound on :math:`B_R^n`, in the form recalled in ``docs/research``:
 
     .. math:: \mathrm{Lip}_2\big(\mathrm{MHA}|_{B_R^n}\big)\le\sum_h\sqrt3\,\|M_h\|_2\big(\|A_h\|_2^2R^4(4n+1)+n\big)^{1/2}
 
@@ -419,7 +419,7 @@ def l2_attention_inf_bound(layer: AttentionLayer) -> float:
     norm="W2",
     kind="upper",
     assumptions=("mu, nu probability measures supported in the ball B_R", "no residual, no normalisation"),
-    source="TopoLip (Chen, arXiv 2410.17628) Thm 3 as reconstructed in shared/research/topolip.md; "
+    source="TopoLip (Chen, arXiv 2410.17628) Thm 3 as reconstructed in docs/research/topolip.md; "
     "cf. Castin, Ablin, Peyre 2024, Thm 3.5",
     confidence="reconstructed",
     covers="mean-field (measure) attention; finite token sets as uniform empirical measures",
@@ -433,8 +433,8 @@ def meanfield_w2_bound(layer: AttentionLayer) -> float:
 
     with :math:`F(\mu)=(\Gamma_\mu)_\#\mu`, :math:`\Gamma_\mu(x)=\int e^{x^\top Ay}M^\top y\,d\mu(y)/\int e^{x^\top Ay}d\mu(y)`.
     For a token matrix X, :math:`F(\mu_X)` is the uniform measure on the rows of :math:`\mathrm{SA}(X)`, so the
-    bound applies to finite sets of any sizes. *Reconstructed*: the proof sketch is in shared/research
-    (topolip.md, Thm 3); the multi-head sum is the triangle inequality. Returns ``inf`` on overflow.
+    bound applies to finite sets of any sizes. *Reconstructed*: the proof sketch is in docs/research
+    (docs/research/topolip.md, Thm 3); the multi-head sum is the triangle inequality. Returns ``inf`` on overflow.
     """
     layer = _bounded_layer(layer, "attention.meanfield_w2")
     r = layer.radius

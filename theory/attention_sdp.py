@@ -1,6 +1,6 @@
 r"""A convex-optimisation (SDP) upper bound on the Lipschitz constant of dot-product attention on :math:`B_R^n`.
 
-No published SDP for attention exists (``shared/research/anchors.md`` section 3); this one is **derived here**.
+No published SDP for attention exists (``docs/research/anchors.md`` section 3); this one is **derived here**.
 Conventions of :mod:`theory.attention`: one head :math:`f(X)=\mathrm{softmax}(XAX^\top)XM`, rows
 :math:`x_i\in\mathbb R^d`, :math:`A=QK^\top/\sqrt{d_k}`, :math:`M=VO`, domain
 :math:`B_R^n=\{X:\|x_i\|\le R\}` (convex, so :math:`\mathrm{Lip}=\sup_{X\in B_R^n}\|J(X)\|_2`), Frobenius norms.

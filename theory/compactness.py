@@ -1,6 +1,6 @@
 r"""Compactness measures of a point cloud that TopoLip uses: activation variance and intrinsic dimension.
 
-TopoLip (Chen, arXiv 2410.17628, v1 §3.4 as reconstructed in ``shared/research/topolip.md`` §4.6, §5.1) calls a layer's
+TopoLip (Chen, arXiv 2410.17628, v1 §3.4 as reconstructed in ``docs/research/topolip.md`` §4.6, §5.1) calls a layer's
 output *compact* when its activation variance and its intrinsic dimension (estimated "with kNN") are low. Both kNN
 estimators below are functions of *ratios* of neighbour distances, hence invariant under
 :math:`X\mapsto cXQ+t` (c > 0, Q orthogonal): the registered claims, which the verification suite tests. The

@@ -124,7 +124,7 @@ def ball_log_covering(radius: float, eps: float, dim: int) -> float:
     kind="upper",
     assumptions=("f is L-Lipschitz on S (any norms)", "internal covers: centres in the set"),
     source="standard (image of a cover); used in TopoLip (Chen, arXiv 2410.17628) v1 sec. 3.4 as reconstructed in "
-    "shared/research/topolip.md sec. 4.6",
+    "docs/research/topolip.md sec. 4.6",
     confidence="standard",
     covers="any Lipschitz layer; certified constants from boundlab.theory.convolution / theory.attention",
 )
@@ -216,7 +216,7 @@ def bartlett17_network(data, spectral: Sequence[float], l21: Sequence[float], ep
     the closed form is :math:`\sum_iT_i\ln(2W^2)`; ``ceil=True`` gives :math:`\sum_i\lceil T_i\rceil\ln(2W^2)` (what
     Lemma 3.2's ceiling gives layer by layer). ``width`` is W, the largest layer width of the class (not visible
     from the norms); ``rho`` is one constant or one per layer.
-    *Reconstructed*: the statement was recalled (``shared/research/anchors.md`` §5, "[verify constants]").
+    *Reconstructed*: the statement was recalled (``docs/research/anchors.md`` §5, "[verify constants]").
     """
     x = as_real_array("data", data, ndim=2)
     eps = _eps(eps)
@@ -299,7 +299,7 @@ def edelman22_attention(data, eps: float, *, b_w: float, b_v: float, b_v21: floa
     with :math:`\alpha_w=L_\sigma B_wB_VB_X`, :math:`\alpha_V=L_\sigma B_wB_V^{2,1}B_X`,
     :math:`\alpha_{QK}=2L_\sigma B_wB_VB_X\cdot B_X^2B_{QK}^{2,1}` (:math:`B_X` = the largest token norm in ``data``,
     ``(m, T, d)``). *Reconstructed*: only the structure ("sum of 2/3-powers of norm products, cubed, times
-    log(mT)/ε²") is corroborated (``shared/research/anchors.md`` §5, [verify Thm 4.x]); ``constant`` is the
+    log(mT)/ε²") is corroborated (``docs/research/anchors.md`` §5, [verify Thm 4.x]); ``constant`` is the
     unknown absolute constant (default 1, unverified). The property can only catch gross errors.
     """
     x = as_real_array("data", data, ndim=3)

@@ -1,6 +1,6 @@
 r"""Stability lemmas of Vietoris–Rips persistence diagrams, as registered upper bounds (pure numpy/scipy).
 
-Conventions (``shared/research/topolip.md`` §4.5, ripser's): the Vietoris–Rips filtration of a finite cloud
+Conventions (``docs/research/topolip.md`` §4.5, ripser's): the Vietoris–Rips filtration of a finite cloud
 :math:`X=\{x_1..x_N\}\subset\mathbb R^D` gives a simplex :math:`\sigma` the value :math:`\operatorname{diam}_X\sigma`
 (an edge enters at :math:`\|x_i-x_j\|`, not at half of it), homology over :math:`\mathbb Z/2`.
 :math:`\mathrm{Dgm}_k(X)` is the multiset of finite (birth, death) pairs of :math:`H_k` with death > birth; the
@@ -10,7 +10,7 @@ Y and left out. Diagram distances use the :math:`L_\infty` ground metric with th
 
 .. math:: W_p(D_1,D_2)=\Big(\inf_{\gamma}\sum_{z}\|z-\gamma(z)\|_\infty^p\Big)^{1/p},\qquad W_\infty=d_B .
 
-The lemmas (topolip.md §5.2), with X and Y two clouds of the same size N and the correspondence
+The lemmas (docs/research/topolip.md §5.2), with X and Y two clouds of the same size N and the correspondence
 :math:`x_i\leftrightarrow y_i`:
 
 * **L1** (:func:`bottleneck_pointwise_bound`): :math:`d_B\le2\max_i\|x_i-y_i\|`.
@@ -166,7 +166,7 @@ def max_displacement(x, y) -> float:
                  "Vietoris-Rips in ripser's convention (edge value = full distance)",
                  "L_inf ground metric on diagrams; essential classes left out (equal for X and Y)"),
     source="Chazal, Cohen-Steiner, Guibas, Memoli, Oudot 2009 (d_B <= 2 d_GH); Cohen-Steiner, Edelsbrunner, "
-    "Harer 2007 (function stability); topolip.md section 5.2 L1",
+    "Harer 2007 (function stability); docs/research/topolip.md section 5.2 L1",
     confidence="standard",
     covers="every homology degree k; a layer applied per sample gives d_B <= 2 Lip(h) max_i ||x_i - y_i||",
 )
@@ -189,7 +189,7 @@ def bottleneck_pointwise_bound(x, y) -> float:
     assumptions=("X, Y finite clouds of the same size N with the correspondence x_i <-> y_i",
                  "Vietoris-Rips in ripser's convention; L_inf ground metric; essential classes left out"),
     source="Cohen-Steiner, Edelsbrunner, Harer 2007 (stability for filtrations of one complex: the sup norm "
-    "of the difference of the simplex values is the max edge-length change); anchors.md section 6",
+    "of the difference of the simplex values is the max edge-length change); docs/research/anchors.md section 6",
     confidence="standard",
     covers="every homology degree k; sharper than persistence.bottleneck_pointwise",
 )
@@ -209,7 +209,7 @@ def bottleneck_distortion_bound(x, y) -> float:
     kind="upper",
     assumptions=("|X| = |Y| = N, mu uniform empirical measures", "Vietoris-Rips in ripser's convention",
                  "L_inf ground metric; essential classes left out"),
-    source="derived here from L1 (topolip.md section 5.2 L2); the sqrt(N) cannot be dropped",
+    source="derived here from L1 (docs/research/topolip.md section 5.2 L2); the sqrt(N) cannot be dropped",
     confidence="derived",
     covers="every homology degree k; the bridge from a W2-Lipschitz constant of a layer to diagram distances",
 )
@@ -268,10 +268,10 @@ MAX_TRIANGLE_POINTS = 400
                  "Vietoris-Rips in ripser's convention; L_inf ground metric (the theorem's L_p ground metric "
                  "is larger, so it implies this form); essential classes left out"),
     source="Skraba & Turner, Wasserstein stability for persistence diagrams (arXiv 2006.16824), cellular "
-    "Wasserstein stability for monotone functions on a finite CW complex; topolip.md section 5.2 L3",
+    "Wasserstein stability for monotone functions on a finite CW complex; docs/research/topolip.md section 5.2 L3",
     confidence="reconstructed",
     covers="degrees 0 and 1 (degree 1 sums over edges and triangles: N <= 400)",
-    notes="topolip.md states L3 with the (k+1)-simplices only; that is the same for k = 0 but, for k = 1, a change "
+    notes="docs/research/topolip.md states L3 with the (k+1)-simplices only; that is the same for k = 0 but, for k = 1, a change "
     "of edge lengths that keeps every triangle diameter moves H1 births at zero cost on the right, so the "
     "k-simplices are kept (the degree-k form of the theorem as recalled here; the paper was not read).",
 )

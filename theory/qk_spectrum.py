@@ -7,7 +7,7 @@ since whether the paper's :math:`W_{QK}` includes it is unknown) and :math:`p=\m
 Localization is measured by the entropy :math:`H(p)`, the effective support :math:`1/\sum_tp_t^2` and the
 support of :math:`\mathrm{sparsemax}(z)` (a stand-in for the paper's piecewise-linear softmax, whose exact form
 was not recovered). The paper's theorems are **not** encoded (their statements were unreachable,
-``shared/research/seed_papers.md`` §B.3 [X]); what is encoded:
+``docs/research/seed_papers.md`` §B.3 [X]); what is encoded:
 
 * exact spectral statistics under three conventions (§B.2: the eigenvalues of a non-symmetric W can be complex
   and the "algebraic" variance :math:`\mathrm{tr}(W^2)/d-\mu^2` can be negative);
@@ -82,7 +82,7 @@ class SpectralStats:
     norm="none",
     kind="exact",
     assumptions=("W square real", "convention: symmetric part, complex eigenvalues, or algebraic trace form"),
-    source="definitions for Bao, Hataya, Karakida, ICML 2024 (convention not recovered: seed_papers.md B.2)",
+    source="definitions for Bao, Hataya, Karakida, ICML 2024 (convention not recovered: docs/research/seed_papers.md B.2)",
     confidence="derived",
     covers="QK eigenspectrum mean and variance; the three conventions agree for symmetric W",
 )
@@ -94,7 +94,7 @@ def spectral_stats(w, convention: str = "symmetric") -> SpectralStats:
     ``symmetric``: eigenvalues of :math:`(W+W^\top)/2` (real), :math:`\sigma^2=\frac1d\sum(\lambda_i-\mu)^2`.
     ``complex``: eigenvalues of W, :math:`\sigma^2=\frac1d\sum|\lambda_i-\mu|^2\ge0`.
     ``algebraic``: :math:`\sigma^2=\mathrm{tr}(W^2)/d-\mu^2=\frac1d\sum(\lambda_i-\mu)^2` without the modulus, which
-    is negative e.g. for a rotation (the trap of seed_papers.md §B.2). In every convention :math:`\mu=\mathrm{tr}W/d`.
+    is negative e.g. for a rotation (the trap of docs/research/seed_papers.md §B.2). In every convention :math:`\mu=\mathrm{tr}W/d`.
     """
     a = _square("w", w)
     choice("convention", convention, CONVENTIONS)
@@ -151,7 +151,7 @@ class GaussianMoments:
     norm="none",
     kind="exact",
     assumptions=("x, y ~ N(0, I_d) independent",),
-    source="derived here (Isserlis' theorem); seed_papers.md B.3 [D]",
+    source="derived here (Isserlis' theorem); docs/research/seed_papers.md B.3 [D]",
     confidence="derived",
     covers="self- and cross-token logit moments of any square W; scale c multiplies means by c, variances by c^2",
 )
@@ -206,7 +206,7 @@ def effective_support(p) -> np.ndarray | float:
     assumptions=("z real vector (or rows of a matrix)",),
     source="Martins, Astudillo, From Softmax to Sparsemax, ICML 2016, Prop. 1",
     confidence="standard",
-    covers="Euclidean projection onto the simplex; its support is the localization stand-in of seed_papers.md B.4",
+    covers="Euclidean projection onto the simplex; its support is the localization stand-in of docs/research/seed_papers.md B.4",
 )
 def sparsemax(z) -> np.ndarray:
     r"""Sparsemax of each row: sort :math:`z_{(1)}\ge\dots`, :math:`k=\max\{k:1+kz_{(k)}>\sum_{j\le k}z_{(j)}\}`,
@@ -253,7 +253,7 @@ def entropy_support_order(p) -> tuple[np.ndarray, np.ndarray]:
     return np.array([round_up(math.exp(v)) for v in h]), np.full(h.shape, float(a.shape[-1]))
 
 
-# --------------------------------------------------------------------------- trends P1-P3 (seed_papers.md B.4)
+# --------------------------------------------------------------------------- trends P1-P3 (docs/research/seed_papers.md B.4)
 @dataclass(frozen=True)
 class TrendSides:
     r"""A trend claim reduced to one inequality ``lower <= upper`` on measured mean entropies.
@@ -305,7 +305,7 @@ def _monotone_sides(h: np.ndarray, se: np.ndarray, k: float, increasing: bool) -
 _P1 = dict(
     kind="claim",
     source="Bao, Hataya, Karakida, ICML 2024, abstract ('a small eigenspectrum variance leads attention to be "
-    "localized'); operationalised in seed_papers.md B.4 (P1) [D]",
+    "localized'); operationalised in docs/research/seed_papers.md B.4 (P1) [D]",
     confidence="reconstructed",
 )
 
@@ -380,7 +380,7 @@ def trend_p1_no_self(sigma2, entropy, stderr, k: float = 4.0) -> TrendSides:
     kind="claim",
     assumptions=("eigenvalue mean mu = 0", "self-token or not (recorded)"),
     source="Bao, Hataya, Karakida, ICML 2024, abstract ('small spectral-variance with a nonzero mean'); "
-    "operationalised in seed_papers.md B.4 (P2) [D]",
+    "operationalised in docs/research/seed_papers.md B.4 (P2) [D]",
     confidence="reconstructed",
     covers="P2: with zero mean, lowering the variance brings no localization",
 )
@@ -412,7 +412,7 @@ def _p3_sides(h: np.ndarray, se: np.ndarray, log_t: float, delta: float, k: floa
 _P3 = dict(
     kind="claim",
     source="Bao, Hataya, Karakida, ICML 2024, abstract ('can prevent both rank and entropy collapses'); "
-    "operationalised in seed_papers.md B.4 (P3) [D]",
+    "operationalised in docs/research/seed_papers.md B.4 (P3) [D]",
     confidence="reconstructed",
 )
 

@@ -1,8 +1,16 @@
-"""pytest plugin of the verification suite: Hypothesis profiles, the ledger fixture, counterexample capture."""
+"""pytest plugin of the verification suite (entry point ``pytest11: boundlab``): Hypothesis profiles, the ledger
+fixture, counterexample capture, the JSON summary, and the property modules of other packages.
+
+A package that adds bounds (entry point group ``boundlab.bounds``) adds their properties with the group
+``boundlab.properties`` (a module of :func:`~boundlab.verification.properties.bound_property` tests): whenever this
+suite's folder is collected, those modules are collected too (``--no-boundlab-external`` leaves them out), so
+``boundlab verify`` and ``pytest verification/`` run them without editing boundlab (docs/extending.md).
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -42,6 +50,32 @@ _LEDGER = Ledger()
 def pytest_addoption(parser):
     parser.addoption("--boundlab-json", default=os.environ.get("BOUNDLAB_JSON"),
                      help="write the verification summary (JSON) to this path")
+    parser.addoption("--no-boundlab-external", action="store_true", default=False,
+                     help="do not collect the property modules of installed boundlab.properties entry points")
+
+
+def external_property_files() -> list[str]:
+    """The files of the modules named by installed ``boundlab.properties`` entry points."""
+    import importlib.util
+    from importlib import metadata
+
+    out = []
+    for ep in metadata.entry_points(group="boundlab.properties"):
+        spec = importlib.util.find_spec(ep.value.split(":")[0])
+        if spec is None or not spec.origin:
+            raise pytest.UsageError(f"boundlab.properties entry point {ep.name!r}: module {ep.value!r} not found")
+        out.append(spec.origin)
+    return out
+
+
+def pytest_configure(config):
+    if config.getoption("--no-boundlab-external"):
+        return
+    here = Path(__file__).resolve().parent
+    args = [Path(str(a).split("::")[0]).resolve() for a in config.args]
+    if any(a == here or here in a.parents for a in args):
+        known = {str(a) for a in args}
+        config.args.extend(f for f in external_property_files() if str(Path(f).resolve()) not in known)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ import torch
 from hypothesis import strategies as st
 
 from boundlab.empirical.attention import dot_product_attention
+from boundlab.empirical.data import digits_images
 from boundlab.empirical.compactness import covering_bracket, covering_radius, greedy_net
 from boundlab.empirical.lipschitz import conv_operator
 from boundlab.theory import attention as A
@@ -63,9 +64,7 @@ def test_ball(check, case):
 
 # --------------------------------------------------------------------------- Lipschitz image on activations
 def _digits() -> np.ndarray:
-    from sklearn.datasets import load_digits
-
-    return load_digits().images / 16.0
+    return digits_images()[0]
 
 
 @st.composite

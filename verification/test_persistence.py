@@ -10,7 +10,7 @@ from the real number, ~1e-15 relative), the upper sides are rounded outward by 1
 are float64 distance-matrix entries (see empirical/topology.py). A violation therefore means a wrong lemma or a
 wrong pipeline, never rounding.
 
-The planted lemma ``d_B <= 2 W2(mu_X, mu_Y)`` (L2 without sqrt(N), false per topolip.md section 5.2) must be
+The planted lemma ``d_B <= 2 W2(mu_X, mu_Y)`` (L2 without sqrt(N), false per docs/research/topolip.md section 5.2) must be
 falsified: moving one point by D costs D/sqrt(N) in W2 but up to D in d_B.
 """
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ._common import CliError, console
 from ..io.results import git_commit, write_json
+from ._common import CliError, console
 
 
 def _bench_dir() -> Path:

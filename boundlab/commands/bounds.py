@@ -15,10 +15,11 @@ def cmd_bounds(args) -> int:
     if args.json:
         write_json(args.json, {**metadata_block({"command": "bounds"}), "bounds": [b.as_dict() for b in records]})
     table = Table(title=f"boundlab: {len(records)} registered bounds")
-    for col in ("name", "kind", "confidence", "covers", "source"):
+    for col in ("name", "kind", "norm", "confidence", "expect", "covers", "source"):
         table.add_column(col, overflow="fold")
     for b in records:
-        table.add_row(b.name, b.kind, b.confidence, b.covers, b.source)
+        expect = "[red]falsified[/]" if b.expect == "falsified" else "holds"
+        table.add_row(b.name, b.kind, b.norm, b.confidence, expect, b.refutation or b.covers, b.source)
     console.print(table)
     return 0
 

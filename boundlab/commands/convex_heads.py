@@ -10,8 +10,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ._common import CliError, console, positive_float, positive_int
 from ..io.results import metadata_block, write_json
+from ._common import CliError, console, positive_float, positive_int
+from ._progress import console_reporter
 
 
 def _load_features(path: str) -> tuple:
@@ -41,15 +42,7 @@ def cmd_convex_heads(args) -> int:
     tokens = labels = None
     if args.features:
         tokens, labels = _load_features(args.features)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("heads", total=7)
-
-        def progress(head: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"heads ({head})")
-
+    with console_reporter() as progress:
         result = run_finetune(SCALES[args.scale], tokens=tokens, labels=labels, progress=progress, **overrides)
     out = Path(args.json) if args.json else Path(args.out) / "convex_heads.json"
     config = {"command": "convex-heads", "scale": args.scale, "features": args.features, **result["config"]}

@@ -6,8 +6,8 @@ Writes ``OUT/topolip/<unit>/result.json`` per (model, seed) and ``OUT/topolip/ve
 
 from __future__ import annotations
 
-from ..io.progress import console_reporter
 from ._common import CliError, console, nonnegative_int, positive_int, seed_list
+from ._progress import console_reporter
 
 MODEL_NAMES = ("attn", "conv", "vit", "resnet")
 

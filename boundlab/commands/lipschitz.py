@@ -17,7 +17,14 @@ from pathlib import Path
 from rich.table import Table
 
 from ..io.results import file_digest, metadata_block, write_json
-from ._common import CliError, console, err_console, load_npy, positive_float, positive_int
+from ._common import (
+    CliError,
+    console,
+    err_console,
+    load_npy,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["register", "print_rows", "rows_with_lower_bounds"]
 
@@ -49,14 +56,21 @@ def print_rows(rows: list[dict], title: str) -> None:
         kind = r["kind"]
         note = r.get("refutation") or r.get("error") or r.get("covers", "")
         tight = r.get("tightness")
+        ratio = f"{tight:.3g}" if isinstance(tight, float) else ""
+        if isinstance(tight, float) and kind == "upper" and tight > 1 + 1e-9:
+            ratio, note = f"[red]{ratio} contradicted[/]", f"the empirical lower bound exceeds it: {note}"
         table.add_row(r["name"] + (f" [{r['layer']}]" if r.get("layer") else ""),
-                      f"[{colour.get(kind, 'white')}]{kind}[/]", r.get("norm", ""), _fmt(r.get("value")),
-                      f"{tight:.3g}" if isinstance(tight, float) else "", note)
+                      f"[{colour.get(kind, 'white')}]{kind}[/]", r.get("norm", ""), _fmt(r.get("value")), ratio,
+                      note)
     console.print(table)
     norms = sorted({r.get("norm") for r in rows if r["kind"] in ("upper", "exact")})
     missing = [n for n in norms if not any(r["kind"] == "lower" and r.get("norm") == n for r in rows)]
     if missing:
         console.print(f"no empirical lower bound in norm(s) {', '.join(missing)}: those rows are not compared")
+    if any(isinstance(r.get("tightness"), float) and r["kind"] == "upper" and r["tightness"] > 1 + 1e-9
+           for r in rows):
+        console.print("[red]contradicted[/]: an empirical lower bound exceeds a row claimed as an upper bound: that "
+                      "bound is false for this layer (run boundlab verify on it).")
     if any(r["kind"] == "falsified" for r in rows):
         console.print("[red]falsified[/]: statements shown false in this project; not bounds (see refutation).")
 

@@ -13,17 +13,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.progress import Progress
 from rich.table import Table
 
-from ._common import CliError, console, positive_float, positive_int
 from ..io.results import metadata_block, write_json
+from ._common import CliError, console, positive_float, positive_int
+from ._progress import console_reporter
 
 FLOAT_FLOOR = 1e-13
 
 
 def cmd_rank_collapse(args) -> int:
-    from boundlab.empirical.rank_collapse import INPUTS, VARIANTS, collapse_curves, collapse_inputs
+    from boundlab.empirical.rank_collapse import (
+        INPUTS,
+        VARIANTS,
+        collapse_curves,
+        collapse_inputs,
+    )
     from boundlab.theory import InputError
 
     kinds = INPUTS if args.inputs == "both" else (args.inputs,)
@@ -34,15 +39,12 @@ def cmd_rank_collapse(args) -> int:
               "init": "fan-in Gaussian (empirical.rank_collapse.random_network), no training", "device": args.device}
     results = {}
     try:
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("rank collapse", total=len(kinds) * args.networks * len(VARIANTS))
+        with console_reporter() as progress:
             for kind in kinds:
                 x = collapse_inputs(kind, args.samples, patch=args.patch, seed=args.seed)
                 curves = collapse_curves(x, args.depth, heads=args.heads, networks=args.networks, seed=args.seed,
                                          qk_scale=args.qk_scale, value_scale=args.value_scale,
-                                         mlp_scale=args.mlp_scale, device=args.device,
-                                         progress=lambda label, k=kind: bar.update(task, advance=1,
-                                                                                   description=f"{k}: {label}"))
+                                         mlp_scale=args.mlp_scale, device=args.device, progress=progress)
                 results[kind] = {"tokens": int(x.shape[1]), "width": int(x.shape[2]),
                                  "curves": {v: {"mean": c.mean.tolist(), "std": c.std.tolist(),
                                                 "median": c.median.tolist()} for v, c in curves.items()}}

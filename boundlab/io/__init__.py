@@ -9,7 +9,16 @@
 
 from .errors import BoundlabError, CheckError, InputError, SolveError
 from .progress import Event, Reporter, emit
-from .results import atomic_file, config_hash, dumps, metadata_block, read_json, write_json, write_npz, write_text
+from .results import (
+           atomic_file,
+           config_hash,
+           dumps,
+           metadata_block,
+           read_json,
+           write_json,
+           write_npz,
+           write_text,
+)
 from .seeds import derive_seed
 
 __all__ = ["BoundlabError", "CheckError", "InputError", "SolveError", "Event", "Reporter", "emit", "atomic_file",

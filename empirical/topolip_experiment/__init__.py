@@ -14,10 +14,10 @@ epoch. At every probe epoch (including 0) the unit measures, on a fixed seeded p
 * clean / FGSM / PGD / Gaussian-noise accuracy (:mod:`empirical.robustness`);
 * the certified network-level upper bound (:mod:`theory.composition`) of the current weights.
 
-:func:`verdicts` turns the finished units into the verdict table over the claims of topolip.md 6.2 (paired by
+:func:`verdicts` turns the finished units into the verdict table over the claims of docs/research/topolip.md 6.2 (paired by
 seed: ``supported`` when every seed agrees with the claim, ``contradicted`` when every seed disagrees,
 ``inconclusive`` when seeds disagree, fewer than 2 seeds, or a value is missing). The TopoLip claims appear twice,
-raw and scale-normalised (``*_normalised``), because diagram distances scale with the cloud (topolip.md 5.2, L5).
+raw and scale-normalised (``*_normalised``), because diagram distances scale with the cloud (docs/research/topolip.md 5.2, L5).
 """
 
 from ._config import (SCALES, ExperimentConfig, default_probe_epochs, default_train_config, topo_config, topo_dict,

@@ -14,7 +14,7 @@ from ..training import TrainConfig
 __all__ = ["SCALES", "default_train_config", "default_probe_epochs", "ExperimentConfig", "topo_config", "topo_dict",
            "unit_config", "unit_name"]
 
-# Widths per scale (free parameters of the paper, topolip.md 6.3; "paper" follows the protocol of 6.4).
+# Widths per scale (free parameters of the paper, docs/research/topolip.md 6.3; "paper" follows the protocol of 6.4).
 SCALES: dict[str, dict[str, ModelConfig]] = {
     "tiny": {"attn": ModelConfig(width=16, depth=3, heads=2, patch=4),
              "conv": ModelConfig(width=16, depth=3),
@@ -34,13 +34,13 @@ SCALES: dict[str, dict[str, ModelConfig]] = {
 def default_train_config(model: str, epochs: int, seed: int) -> TrainConfig:
     """AdamW 3e-3 (wd 0.05), cosine schedule, batch 32, for every model (short runs; no augmentation).
 
-    topolip.md 6.4 proposes SGD 0.1 for the conv models and 100-200 epochs; in a few epochs on digits SGD left the
+    docs/research/topolip.md 6.4 proposes SGD 0.1 for the conv models and 100-200 epochs; in a few epochs on digits SGD left the
     un-normalised toy Conv at chance, so one optimiser for all is the recorded default here."""
     return TrainConfig("adamw", 3e-3, "cosine", epochs, 32, 0.05, 0.9, seed)
 
 
 def default_probe_epochs(epochs: int) -> tuple[int, ...]:
-    """0, 1, 5, 25 (those below ``epochs``) and the final epoch (topolip.md 6.4)."""
+    """0, 1, 5, 25 (those below ``epochs``) and the final epoch (docs/research/topolip.md 6.4)."""
     return tuple(sorted({e for e in (0, 1, 5, 25) if e < epochs} | {epochs}))
 
 

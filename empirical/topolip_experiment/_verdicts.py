@@ -64,7 +64,7 @@ CLAIMS = (
     ("attn_vs_conv.topolip", "Attn is smoother (smaller TopoLip) than Conv", "v2 abstract", "topolip",
      "attn", "conv", "lower"),
     ("attn_vs_conv.topolip_normalised", "Attn has smaller scale-normalised TopoLip than Conv",
-     "v2 abstract; scale check of topolip.md 5.2 L5", "topolip_normalised", "attn", "conv", "lower"),
+     "v2 abstract; scale check of docs/research/topolip.md 5.2 L5", "topolip_normalised", "attn", "conv", "lower"),
     ("attn_vs_conv.robust_accuracy", "Attn is more robust (higher PGD accuracy) than Conv", "v2 abstract",
      "robust_accuracy", "attn", "conv", "higher"),
     ("vit_vs_resnet.variance", "ViT has higher activation variance than ResNet-18", "v1 abstract; rev. 2",
@@ -74,7 +74,7 @@ CLAIMS = (
     ("vit_vs_resnet.topolip", "ViT is smoother (smaller TopoLip) than ResNet-18", "v2 abstract", "topolip",
      "vit", "resnet", "lower"),
     ("vit_vs_resnet.topolip_normalised", "ViT has smaller scale-normalised TopoLip than ResNet-18",
-     "v2 abstract; scale check of topolip.md 5.2 L5", "topolip_normalised", "vit", "resnet", "lower"),
+     "v2 abstract; scale check of docs/research/topolip.md 5.2 L5", "topolip_normalised", "vit", "resnet", "lower"),
     ("vit_vs_resnet.robust_accuracy", "ViT is more robust (higher PGD accuracy) than ResNet-18", "v2 abstract",
      "robust_accuracy", "vit", "resnet", "higher"),
 )

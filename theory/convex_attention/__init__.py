@@ -46,7 +46,7 @@ Confidence: the linear case is Sahiner et al.'s Theorem 3.1 as restated (equatio
 *Scaling Convex Neural Networks with Burer-Monteiro Factorization* (ICLR 2024); the block layout, the gated-ReLU
 attention program (exact for *fixed* gates, by the proof above) and the certificates are derived here. The
 paper's own statements for non-linear attention and their :math:`m^*` are not recoverable here
-(``shared/research/seed_papers.md`` §C.4): the gates are a parameter.
+(``docs/research/seed_papers.md`` §C.4): the gates are a parameter.
 
 References: Sahiner, Ergen, Ozturkler, Pauly, Mardani, Pilanci, *Unraveling Attention via Convex Duality:
 Analysis and Interpretations of Vision Transformers*, ICML 2022 (arXiv 2205.08078); Pilanci & Ergen,

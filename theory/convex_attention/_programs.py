@@ -85,7 +85,7 @@ def linear_attention_program(tokens, targets, beta: float, *, loss: str = "squar
     "(statement for non-linear attention not recoverable here)",
     confidence="derived",
     covers="one block of gated-ReLU multi-head self-attention with fixed gates",
-    notes="The paper's own non-linear theorem and m* could not be read (seed_papers.md C.4 [X]); the gates are a "
+    notes="The paper's own non-linear theorem and m* could not be read (docs/research/seed_papers.md C.4 [X]); the gates are a "
     "parameter and m* <= P min(d^2, dc) is the bound of the fixed-gate program.",
 )
 def gated_relu_attention_program(tokens, targets, beta: float, gates, *, loss: str = "squared", pool: bool = False,

@@ -13,10 +13,10 @@ The residual is :math:`\mathrm{res}(X)=X-\mathbf 1x^\top` and collapse is measur
 .. math:: \|X\|_{1,\infty}=\sqrt{\|X\|_1\|X\|_\infty},\qquad \|X\|_1=\max_j\sum_i|X_{ij}|,\ \|X\|_\infty=\max_i\sum_j|X_{ij}|,
 
 which is **not a norm** (it fails the triangle inequality) but is sub-multiplicative. The square root matters:
-the authors' plotting helper ``functions.py::composite_norm`` drops it (``shared/research/seed_papers.md`` §A.3).
+the authors' plotting helper ``functions.py::composite_norm`` drops it (``docs/research/seed_papers.md`` §A.3).
 
 Everything here is *reconstructed*: the paper's text was not readable, the statements come from third-party
-restatements (``seed_papers.md`` §A, tags [C]/[M]); the uncertain choices (the attention-dependent factor
+restatements (``docs/research/seed_papers.md`` §A, tags [C]/[M]); the uncertain choices (the attention-dependent factor
 :math:`\gamma` of arXiv v2, which shift defines the residual, the logit-spread limit 1.256) are parameters.
 
 References

@@ -48,7 +48,7 @@ VALUE_FORMS = ("effective", "factored")
 def collapse_beta(layers, value: str = "effective") -> float:
     r""":math:`\beta=\max_{l,h}\|W^l_{Q,h}W^{l\top}_{K,h}\|_1\,\|W^l_{V,h}W^l_{O,h}\|_{1,\infty}`, rounded up.
 
-    *Reconstructed choice* (seed_papers.md §A.5): the restatements name :math:`\|W_{V,h}\|_{1,\infty}`, while the
+    *Reconstructed choice* (docs/research/seed_papers.md §A.5): the restatements name :math:`\|W_{V,h}\|_{1,\infty}`, while the
     layer the proof expands is :math:`\sum_hP_hXW_h` with :math:`W_h=W_{V,h}W_{O,h}`. ``value="effective"`` (default)
     uses :math:`\|W_h\|_{1,\infty}`; ``"factored"`` uses :math:`\|W_{V,h}\|_{1,\infty}\|W_{O,h}\|_{1,\infty}`, which
     is never smaller (sub-multiplicativity), so the default is the stronger, more falsifiable statement and
@@ -151,7 +151,7 @@ def single_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "opti
 
     .. math:: \|\mathrm{res}(\mathrm{SAN}(X))\|_{1,\infty}\le\Big(\frac{4\gamma\beta}{\sqrt{d_{qk}}}\Big)^{\frac{3^L-1}2}\|\mathrm{res}(X)\|_{1,\infty}^{3^L}
 
-    *Reconstructed* (seed_papers.md §A.4): the exponent follows from the cubic single-layer form by induction;
+    *Reconstructed* (docs/research/seed_papers.md §A.4): the exponent follows from the cubic single-layer form by induction;
     :math:`\gamma` is a parameter (its v2 definition was not recovered; ``gamma=1`` is the ICML form);
     ``shift="optimal"`` bounds :math:`\|\mathrm{res}(X)\|` by the best of several shifts (a valid upper bound on
     the minimum), ``shift="mean"`` uses the experiments' mean-centred residual on both sides; ``value`` picks the
