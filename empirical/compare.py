@@ -73,8 +73,9 @@ def meanfield_w2_lower_bound(layer: AttentionLayer, seed: int = 0, pairs: int = 
                              device=None) -> float:
     r"""A lower bound on the :math:`W_2` Lipschitz constant of mean-field attention on measures in :math:`B_R`:
     the largest ratio :math:`W_2(F(\mu),F(\nu))/W_2(\mu,\nu)` over seeded pairs of uniform token sets in the ball
-    (same sizes with perturbations at two scales, and different sizes). Exact :math:`W_2` on both sides
-    (:func:`empirical.wasserstein.wasserstein_uniform`)."""
+    (same sizes with perturbations at two scales, a translation along the top singular direction of
+    :math:`\sum_hM_h`, where the ratio is :math:`\|\sum_hM_h^\top t\|/\|t\|` for weak attention, and different sizes).
+    Exact :math:`W_2` on both sides (:func:`empirical.wasserstein.wasserstein_uniform`)."""
     import torch
 
     from .attention import dot_product_attention
@@ -98,11 +99,14 @@ def meanfield_w2_lower_bound(layer: AttentionLayer, seed: int = 0, pairs: int = 
         nrm = np.linalg.norm(x, axis=1, keepdims=True)
         return x * np.minimum(1.0, r / np.maximum(nrm, 1e-300))
 
+    m = sum(w.value_output_matrices())  # (d, d_out): at A = 0 a translation by t is pushed to M^T t
+    top = np.linalg.svd(m)[0][:, 0]
     best = 0.0
     for _ in range(pairs):
         x = ball(n)
-        cands = [(x, ball(n + extra_tokens))] + [(x, proj(x + eps * r * rng.standard_normal(x.shape)))
-                                                 for eps in (1e-1, 1e-3)]
+        half = 0.5 * x  # inside B_{R/2}: a translation by up to R/2 stays in the ball
+        cands = [(x, ball(n + extra_tokens)), (half, half + 0.5 * r * rng.random() * top)]
+        cands += [(x, proj(x + eps * r * rng.standard_normal(x.shape))) for eps in (1e-1, 1e-3)]
         for a, b in cands:
             d_in = wasserstein_uniform(a, b)
             if d_in > 1e-9 * r:

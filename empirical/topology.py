@@ -159,18 +159,27 @@ def _sorted_pairs(pairs: np.ndarray) -> np.ndarray:
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))] if len(pairs) else np.zeros((0, 2))
 
 
-def persistence_diagrams(points, maxdim: int = 1, *, engine: str = "auto", truncate: bool = True) -> Diagrams:
+def persistence_diagrams(points, maxdim: int = 1, *, engine: str = "auto", truncate: bool = True,
+                         distances=None) -> Diagrams:
     """Vietoris–Rips diagrams :math:`H_0..H_{maxdim}` (maxdim <= 2) of the rows of ``points`` ``(N, D)``, N >= 2.
 
     ``truncate=False`` runs the engine up to the enclosing radius (ripser's default; the baseline of the
-    benchmark and of the tests of the truncation). See the module docstring for the pipeline.
+    benchmark and of the tests of the truncation). ``distances``: an ``(N, N)`` distance matrix computed elsewhere
+    (the verification suite passes SciPy's, so that no property compares a bound with code that shares its
+    distance computation); default :func:`theory.persistence.distance_matrix`. See the module docstring.
     """
     x = cloud("points", points, minimum=2)
     maxdim = positive_int("maxdim", maxdim, minimum=0)
     if maxdim > 2:
         raise InputError(f"maxdim: expected 0, 1 or 2, got {maxdim}")
     name = _engine(engine)
-    dm = distance_matrix(x)
+    if distances is None:
+        dm = distance_matrix(x)
+    else:
+        dm = as_real_array("distances", distances, ndim=2)
+        if dm.shape != (x.shape[0], x.shape[0]) or not np.allclose(dm, dm.T, rtol=0, atol=0) or (dm < 0).any():
+            raise InputError(f"distances: expected a symmetric non-negative ({x.shape[0]}, {x.shape[0]}) matrix, "
+                             f"got shape {dm.shape}")
     h0 = mst_edge_lengths(dm)
     finite = [_sorted_pairs(np.stack([np.zeros_like(h0), h0], axis=1))]
     essential = [np.zeros(1)]

@@ -19,6 +19,7 @@ from . import plots
 from .bench import history, latest_regressions
 from .load import Results, load_results, num
 from .mathsvg import latex_svg
+from .teeth import teeth_section
 
 DEFAULT_THRESHOLD = 1.3
 
@@ -37,7 +38,7 @@ text-align:left;vertical-align:top}th{background:#eef1f5}td.num{text-align:right
 .math{overflow-x:auto;padding:4px 0}.math svg{max-width:100%;height:auto}code,pre{font-size:12px;
 background:#f0f2f5;border-radius:4px;padding:1px 4px}pre{padding:8px;overflow-x:auto;white-space:pre-wrap}
 .plots{display:flex;flex-wrap:wrap;gap:10px}.plots svg{max-width:100%;height:auto;background:#fff}
-.problems{background:#fff4f4;border:1px solid #e3a4a4}.muted{color:#667085;font-size:13px}
+.warn{color:#b26a00;font-weight:600}.problems{background:#fff4f4;border:1px solid #e3a4a4}.muted{color:#667085;font-size:13px}
 """
 
 
@@ -286,6 +287,7 @@ def _safe(section, res: Results, *args) -> str:
 
 def render(res: Results, threshold: float = DEFAULT_THRESHOLD) -> str:
     sections = [("bounds", "Bounds vs empirical lower bounds", _bounds_section, ()),
+                ("teeth", "Teeth: how wrong a bound must be to be caught", teeth_section, ()),
                 ("sdp", "SDP bounds beside analytic bounds", _sdp_section, ()),
                 ("experiments", "Experiments", _experiments_section, ()),
                 ("benchmarks", "Benchmarks across commits", _bench_section, (threshold,))]

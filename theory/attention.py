@@ -23,7 +23,7 @@ import numpy as np
 
 from .validate import InputError, as_real_array, positive_float, positive_int
 from .numerics import inf_norm, lambert_w0, round_down, round_up, spectral_norm
-from .registry import TightFamily, register
+from .registry import Mutant, TightFamily, register
 
 __all__ = [
     "AttentionWeights",
@@ -208,6 +208,14 @@ def _bounded_dp(w: AttentionWeights, n: int, r: float) -> float:
     covers="dot-product multi-head attention on B_R^n, Frobenius norm",
     input_type=AttentionLayer,
     applies=_dot_product_on_ball,
+    tight=TightFamily("n = 1 and ||A|| R^2 -> 0: the layer is x -> x M and the bound tends to ||M|| (ratio -> 1); "
+                      "the sqrt(n) term is needed by the hard-attention family (n - 1 queries R e1 attending to one "
+                      "key R e2 through A = a e1 e2^T, ||A|| R^2 = 4..8, n >= 64: local constant ~ sqrt(n) ||M||, "
+                      "ratio ~0.35 there)", "derived here", ratio=1.0),
+    mutants=[Mutant("no sqrt(n)", lambda layer: _bounded_dp_no_sqrt_n(layer), "known_false",
+                    "the hard-attention family at n = 256, ||A|| R^2 = 6: local constant 40 > 13 = the mutant"),
+             Mutant("||A|| R for ||A|| R^2", lambda layer: _bounded_dp_r1(layer), "unknown",
+                    "differs only for R != 1; no witness known")],
 )
 def bounded_dot_product_bound(layer: AttentionLayer) -> float:
     r"""Lipschitz upper bound of dot-product multi-head attention on :math:`B_R^n`.
@@ -243,6 +251,8 @@ def bounded_dot_product_bound(layer: AttentionLayer) -> float:
     "paper's constant differs. Multi-head by the triangle inequality (our choice).",
     input_type=AttentionLayer,
     applies=_dot_product_on_ball,
+    tight=TightFamily("n = 1 and ||A|| R^2 -> 0: the bound tends to sqrt(3) ||M|| while the layer is x -> x M, so "
+                      "no witness exceeds 1/sqrt(3) of it", "derived here", ratio=0.577),
 )
 def castin_bounded_dot_product_bound(layer: AttentionLayer) -> float:
     r"""Castin, Ablin & Peyré's bound on :math:`B_R^n`, in the form recalled in ``docs/research``:
@@ -256,6 +266,34 @@ def castin_bounded_dot_product_bound(layer: AttentionLayer) -> float:
     n, r = layer.n_tokens, layer.radius
     a, m = _head_norms(layer.weights)
     return round_up(float(np.sum(math.sqrt(3.0) * m * np.sqrt(a**2 * r**4 * (4 * n + 1) + n))))
+
+
+def _bounded_dp_no_sqrt_n(layer: AttentionLayer) -> float:
+    a, m = _head_norms(layer.weights)
+    ar2 = a * layer.radius ** 2
+    return float(np.sum(m * ((1.0 + ar2) + ar2)))
+
+
+def _bounded_dp_r1(layer: AttentionLayer) -> float:
+    a, m = _head_norms(layer.weights)
+    ar = a * layer.radius
+    return float(np.sum(m * (math.sqrt(layer.n_tokens) * (1.0 + ar) + ar)))
+
+
+def _meanfield(layer: AttentionLayer, combine, exp_factor: float = 2.0) -> float:
+    a, m = _head_norms(layer.weights)
+    r2 = layer.radius ** 2
+    with np.errstate(over="ignore"):
+        terms = m * (1.0 + 3.0 * a * r2) * np.exp(exp_factor * a * r2)
+    return float(combine(terms))
+
+
+def _kim_inf_no_dk(layer: AttentionLayer) -> float:
+    w = layer.weights
+    wo = np.concatenate(list(w.output), axis=0)
+    qq = max(inf_norm(q) * inf_norm(q.T) for q in w.query)
+    vv = max(inf_norm(v.T) for v in w.value)
+    return 4 * _kim_phi_inverse(layer.n_tokens) * inf_norm(wo.T) * qq * vv
 
 
 def _bounded_layer(layer, name: str) -> AttentionLayer:
@@ -373,6 +411,8 @@ def _kim_l2(w: AttentionWeights, n: int, norm: str = "2", query_power: int = 1) 
     applies=_l2_tied,
     tight=TightFamily("one token, D = d_k = H = 1 (the layer is linear: |W^Q|^2 |W^V| |W^O|)",
                       "derived here (the refutation of attention.kim_l2_2norm)", ratio=1.0),
+    mutants=[Mutant("||W^Q||^2 (the recalled form)", lambda layer: _kim_l2(layer.weights, layer.n_tokens, "2", 1),
+                    "known_false", "one token, D = d_k = H = 1, |W^Q| > 1 (the refutation of attention.kim_l2_2norm)")],
 )
 def l2_attention_bound_wq2(layer: AttentionLayer) -> float:
     r"""The dimensionally consistent variant of Kim et al.'s 2-norm bound (``query_power=2``):
@@ -404,6 +444,10 @@ def l2_attention_bound_wq2(layer: AttentionLayer) -> float:
     covers="L2 multi-head self-attention, any input (global), l_inf norm",
     input_type=AttentionLayer,
     applies=_l2_tied,
+    tight=TightFamily("one token, D = d_k = H = 1: the layer is x -> q^2 v o x, equal to the bound", "derived here",
+                      ratio=1.0),
+    mutants=[Mutant("no 1/sqrt(D/H) term", lambda layer: _kim_inf_no_dk(layer), "known_false",
+                    "one token: phi^{-1}(0) = 0, so the mutant is 0 while the layer is a non-zero linear map")],
 )
 def l2_attention_inf_bound(layer: AttentionLayer) -> float:
     """:func:`l2_attention_bound` with ``norm="inf"`` (registered separately as ``attention.kim_l2_infnorm``).
@@ -425,6 +469,12 @@ def l2_attention_inf_bound(layer: AttentionLayer) -> float:
     covers="mean-field (measure) attention; finite token sets as uniform empirical measures",
     input_type=AttentionLayer,
     applies=_dot_product_on_ball,
+    tight=TightFamily("A = 0 and a translated pair of measures: W2(F mu, F nu) = ||sum_h M_h^T t|| = the bound for "
+                      "one head", "derived here", ratio=1.0),
+    mutants=[Mutant("max over heads for the sum", lambda layer: _meanfield(layer, np.max), "known_false",
+                    "two identical heads with A = 0 and a translated pair of measures: ratio 2 ||M|| > ||M||"),
+             Mutant("exp(||A|| R^2) for exp(2 ||A|| R^2)", lambda layer: _meanfield(layer, np.sum, 1.0), "unknown",
+                    "no witness of exponential growth is known; catching it would show the exponent is needed")],
 )
 def meanfield_w2_bound(layer: AttentionLayer) -> float:
     r"""Mean-field :math:`W_2` Lipschitz bound of attention on measures supported in :math:`B_R`.

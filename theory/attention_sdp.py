@@ -58,7 +58,7 @@ from .validate import InputError, positive_float, positive_int
 from .attention import AttentionLayer, _bounded_dp
 from .numerics import round_up, spectral_norm
 from .certified_solve import solve_and_certify
-from .registry import register
+from .registry import Mutant, TightFamily, register
 
 __all__ = ["variance_cap", "psi_max", "bilinear_sup_bound", "AttentionSDPResult", "attention_sdp_bound",
            "AttentionLayer"]
@@ -146,6 +146,12 @@ class AttentionSDPResult:
         return asdict(self)
 
 
+def _sdp_no_sqrt_n(layer: AttentionLayer, solver: str) -> float:
+    res = attention_sdp_bound.raw(layer, solver)
+    r2 = layer.radius ** 2
+    return float(sum(round_up(h["norm_M"] * math.sqrt(h["psi"])) + round_up(r2 * h["kappa"]) for h in res.heads))
+
+
 @register(
     "attention.sdp_bounded_dp",
     norm="l2",
@@ -158,6 +164,10 @@ class AttentionSDPResult:
     input_type=AttentionLayer,
     applies=lambda layer: layer.attention == "dot_product" and layer.bounded,
     value=lambda res: res.bound,
+    tight=TightFamily("the hard-attention family of attention.bounded_dp (n >= 64, ||A|| R^2 = 4..8)",
+                      "derived here", ratio=0.4),
+    mutants=[Mutant("no sqrt(n)", lambda layer, solver="CVXOPT": _sdp_no_sqrt_n(layer, solver), "known_false",
+                    "the hard-attention family at n = 256: local constant ~ sqrt(n) ||M|| above the mutant")],
 )
 def attention_sdp_bound(layer: AttentionLayer, solver: str = "CVXOPT") -> AttentionSDPResult:
     r"""Certified convex-optimisation upper bound on :math:`\mathrm{Lip}_2` of dot-product attention on :math:`B_R^n`

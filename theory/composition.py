@@ -20,7 +20,7 @@ from .validate import InputError, as_real_array, positive_float, positive_int
 from .attention import AttentionLayer, AttentionWeights, bounded_dot_product_bound
 from .convolution import ConvLayer, circular_spectral_norm, zero_padded_upper
 from .numerics import round_up, spectral_norm
-from .registry import register
+from .registry import Mutant, TightFamily, register
 
 __all__ = [
     "product_bound",
@@ -46,6 +46,10 @@ __all__ = [
     assumptions=("each f_l Lipschitz on the image of the previous layers",),
     source="standard",
     confidence="standard",
+    tight=TightFamily("aligned linear maps: f_l(x) = s_l u_{l+1} u_l^T x (ReLU the identity on the positive cone): "
+                      "the composition has norm prod s_l", "standard", ratio=1.0),
+    mutants=[Mutant("sum for product", lambda constants: float(sum(constants)), "known_false",
+                    "two aligned layers of norms 3 and 4: composition 12 > 3 + 1 + 4")],
 )
 def product_bound(constants: Sequence[float]) -> float:
     r"""Product rule :math:`\mathrm{Lip}(f_L\circ\dots\circ f_1)\le\prod_\ell L_\ell`, rounded outward.
@@ -68,6 +72,11 @@ def product_bound(constants: Sequence[float]) -> float:
     assumptions=("g Lipschitz",),
     source="standard",
     confidence="standard",
+    tight=TightFamily("an aligned linear branch g(x) = L P x (P an orthogonal projection): ||I + L P|| = 1 + L",
+                      "standard", ratio=1.0),
+    mutants=[Mutant("max(1, L)", lambda branch: max(1.0, float(branch)), "known_false",
+                    "g(x) = L x with L > 0: x + g(x) has constant 1 + L > max(1, L)"),
+             Mutant("L", lambda branch: float(branch), "known_false", "g = 0: x + g(x) = x has constant 1 > 0")],
 )
 def residual_bound(branch: float) -> float:
     r""":math:`\mathrm{Lip}(x+g(x))\le 1+\mathrm{Lip}(g)`.
@@ -85,6 +94,12 @@ def residual_bound(branch: float) -> float:
     source="standard; Castin, Ablin, Peyre 2024 (attained at constant inputs)",
     confidence="derived",
     notes="J = diag(gamma) (I - 11^T/d - y y^T/d) / s with y ⟂ 1, ||y||^2 <= d and s >= sqrt(eps).",
+    tight=TightFamily("constant gamma and a constant input (zero variance): the Jacobian is gamma (I - 11^T/d) / "
+                      "sqrt(eps), of norm |gamma| / sqrt(eps) for d >= 2", "Castin, Ablin, Peyre 2024", ratio=1.0),
+    mutants=[Mutant("no gamma", lambda gamma, eps: 1.0 / math.sqrt(eps), "known_false",
+                    "constant gamma = 3 at a constant input: 3 / sqrt(eps) > 1 / sqrt(eps)"),
+             Mutant("mean |gamma| for max", lambda gamma, eps: float(np.mean(np.abs(gamma))) / math.sqrt(eps),
+                    "known_false", "d large, one |gamma_i| much larger than the rest, a constant input")],
 )
 def layernorm_lipschitz(gamma, eps: float) -> float:
     r"""Global Lipschitz constant bound of LayerNorm, :math:`\|\gamma\|_\infty/\sqrt\epsilon`.
@@ -100,8 +115,24 @@ def layernorm_lipschitz(gamma, eps: float) -> float:
     return round_up(float(np.max(np.abs(g))) / math.sqrt(e))
 
 
+@register(
+    "composition.layernorm_radius",
+    norm="l2",
+    kind="upper",
+    assumptions=("LN(x) = gamma * (x - mean) / sqrt(var + eps) + beta, biased variance", "eps > 0", "any input x"),
+    source="standard: the normalised vector has squared norm d var / (var + eps) < d",
+    confidence="derived",
+    covers="the output radius of LayerNorm (what makes attention after a LayerNorm act on a bounded domain)",
+    tight=TightFamily("constant gamma, beta = 0, a zero-mean input with var >> eps: ||LN(x)|| -> |gamma| sqrt(d)",
+                      "standard", ratio=1.0),
+    mutants=[Mutant("no sqrt(d)", lambda gamma, beta: float(np.max(np.abs(gamma))) + float(np.linalg.norm(beta)),
+                    "known_false", "d >= 2, constant gamma, beta = 0, var >> eps: |gamma| sqrt(d) > |gamma|")],
+)
 def layernorm_output_radius(gamma, beta) -> float:
-    r""":math:`\|\mathrm{LN}(x)\|_2\le\|\gamma\|_\infty\sqrt d+\|\beta\|_2` for every x (normalised vector has norm :math:`<\sqrt d`)."""
+    r"""The output radius of LayerNorm, for every input (the normalised vector has norm :math:`<\sqrt d`).
+
+    .. math:: \|\mathrm{LN}(x)\|_2\le\|\gamma\|_\infty\sqrt d+\|\beta\|_2
+    """
     g = as_real_array("gamma", gamma, ndim=1)
     b = as_real_array("beta", beta, ndim=1)
     if b.shape != g.shape:
@@ -116,6 +147,10 @@ def layernorm_output_radius(gamma, beta) -> float:
     assumptions=("inference mode (running statistics)",),
     source="standard (a per-channel affine map)",
     confidence="standard",
+    mutants=[Mutant("no eps", lambda gamma, running_var, eps: float(np.max(np.abs(gamma) / np.sqrt(
+        np.maximum(np.asarray(running_var, dtype=float), 1e-300)))), "known_false", "any eps > 0: the value changes"),
+             Mutant("var not square-rooted", lambda gamma, running_var, eps: float(np.max(np.abs(gamma) / (
+                 np.asarray(running_var, dtype=float) + eps))), "known_false", "var + eps != 1")],
 )
 def batchnorm_eval_lipschitz(gamma, running_var, eps: float) -> float:
     r"""Exact Lipschitz constant of eval-mode BatchNorm, :math:`\max_c|\gamma_c|/\sqrt{\mathrm{var}_c+\epsilon}` (rounded up).
@@ -160,7 +195,7 @@ def relu(name: str = "relu") -> LayerBound:
 def layernorm(gamma, beta, eps: float, name: str = "layernorm") -> LayerBound:
     """Per-token LayerNorm: :func:`layernorm_lipschitz`, output radius :func:`layernorm_output_radius`."""
     lip = layernorm_lipschitz(gamma, eps).value
-    rad = layernorm_output_radius(gamma, beta)
+    rad = layernorm_output_radius(gamma, beta).value
     return LayerBound(name, lambda r: lip, lambda r: rad)
 
 
@@ -216,6 +251,8 @@ def residual(*branch: LayerBound, name: str = "residual") -> LayerBound:
     source="standard composition rules; radius propagation derived here",
     confidence="derived",
     value=lambda res: res[0],
+    tight=TightFamily("aligned linear/ReLU chains (W_l = s_l u_l u_{l+1}^T with positive unit vectors): the chain "
+                      "is linear on the positive cone with norm prod s_l", "standard", ratio=1.0),
 )
 def network_bound(layers: Sequence[LayerBound], input_radius: float = math.inf) -> tuple[float, list[dict]]:
     """Upper bound for a chain of :class:`LayerBound`; returns ``(bound, per-layer table)``.

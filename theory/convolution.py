@@ -40,7 +40,7 @@ import scipy.linalg
 
 from .validate import InputError, as_real_array, pair_of_ints, positive_int
 from .numerics import UNIT_ROUNDOFF, round_up, spectral_norm
-from .registry import TightFamily, register
+from .registry import Mutant, TightFamily, register
 
 __all__ = [
     "ConvLayer",
@@ -472,6 +472,11 @@ def _equal_taps(rng: np.random.Generator, max_channels: int = 3, max_k: int = 3,
     tight=TightFamily("equal taps: a constant kernel c on every tap, circular padding (all the energy sits in the DC "
                       "frequency, where sigma_max = k_h k_w |c| = sqrt(k_h k_w) ||W_mat||)",
                       "standard (the DC block of a constant kernel)", construct=_equal_taps),
+    mutants=[Mutant("no sqrt(k_h k_w)", lambda layer: spectral_norm(kernel_matrix(layer.kernel)), "known_false",
+                    "equal taps, k_h k_w > 1: the exact norm is sqrt(k_h k_w) ||W_mat||"),
+             Mutant("sqrt(k_h + k_w)", lambda layer: math.sqrt(sum(layer.kernel_size))
+                    * spectral_norm(kernel_matrix(layer.kernel)), "known_false",
+                    "equal taps 3x3: exact 3 ||W_mat|| > sqrt(6) ||W_mat||")],
 )
 def kernel_matrix_bound(layer: ConvLayer) -> float:
     r"""The im2col bound (``k * ||W_mat||`` for a square kernel), for any padding and stride.
@@ -520,6 +525,11 @@ def four_reshapes(kernel) -> dict[str, np.ndarray]:
     tight=TightFamily("equal taps: a constant kernel c on every tap, circular padding (all the energy sits in the DC "
                       "frequency, where sigma_max = k_h k_w |c| = sqrt(k_h k_w) ||W_mat||)",
                       "standard (the DC block of a constant kernel)", construct=_equal_taps),
+    mutants=[Mutant("no sqrt(k_h k_w)", lambda layer: min(spectral_norm(m) for m in four_reshapes(layer.kernel).values()),
+                    "known_false", "equal taps, k_h k_w > 1: the exact norm is sqrt(k_h k_w) ||W_mat||"),
+             Mutant("max over reshapes of R, S only, no sqrt", lambda layer: max(
+                 spectral_norm(m) for k, m in four_reshapes(layer.kernel).items() if k in "RS"), "unknown",
+                    "not a claimed form; kept to measure how close the witnesses come")],
 )
 def four_reshape_bound(layer: ConvLayer) -> float:
     r"""Singla & Feizi's bound, independent of n, for any padding and stride.
@@ -549,6 +559,8 @@ def four_reshape_bound(layer: ConvLayer) -> float:
     input_type=ConvLayer,
     tight=TightFamily("circular padding, stride 1: the iterates converge quadratically to the exact norm",
                       "Delattre et al. 2023, Thm 1", ratio=1.0),
+    mutants=[Mutant("root 2^-(t+1)", lambda layer, n_iter=6: _gram_mutant(layer, n_iter), "known_false",
+                    "any layer with sigma_max > 1 (a constant 3x3 kernel of ones: 9 against about 3)")],
 )
 def gram_iteration_bound(layer: ConvLayer, n_iter: int = 6) -> float:
     r"""Gram-iteration upper bound, applied to every frequency block of the layer's circular grid.
@@ -635,6 +647,14 @@ def circular_spectrum(layer: ConvLayer) -> np.ndarray:
     applies=lambda layer: layer.padding_mode == "zeros",
     tight=TightFamily("full padding p = k - 1 and large n: the exact norm tends to the supremum of the symbol, "
                       "which the m-grid maximum approaches", "Toeplitz operators (Boettcher & Grudsky)", ratio=0.9),
+    mutants=[Mutant("padding assumed k//2", lambda layer: round_up(circular_spectral_norm(
+        layer.kernel, (max(layer.input_size[0] + layer.kernel_size[0] // 2, layer.kernel_size[0]),
+                       max(layer.input_size[1] + layer.kernel_size[1] // 2, layer.kernel_size[1])))), "known_false",
+        "K = [1,-1,1]^T [1,-1,1] on 2x2 with padding 2: exact 5 > 4 (the CLI's slip before issue 12)"),
+             Mutant("grid n (no padding margin)", lambda layer: round_up(circular_spectral_norm(
+                 layer.kernel, (max(layer.input_size[0], layer.kernel_size[0]),
+                                max(layer.input_size[1], layer.kernel_size[1])))), "known_false",
+                    "K = [1,-1,1]^T [1,-1,1] on 2x2 with padding 2: exact 5 > the 3-grid value")],
 )
 def zero_padded_upper(layer: ConvLayer) -> float:
     r"""Sound upper bound on the spectral norm of a zero-padded convolution with any padding amounts and stride.
@@ -670,6 +690,14 @@ def conv_chain(kernels, input_size, padding="circular", stride: int = 1) -> list
         layers.append(ConvLayer.create(k, size, padding, stride))
         size = layers[-1].output_size
     return layers
+
+
+def _gram_mutant(layer: ConvLayer, n_iter: int) -> float:
+    """The Gram-iteration bound with the root 2^-(t+1) instead of 2^-t (a slip that squares the error)."""
+    grid = layer.input_size if layer.padding_mode == "circular" else layer.zero_grid()
+    blocks = circular_frequency_blocks(layer.kernel, grid)
+    flat = blocks.reshape(-1, *blocks.shape[-2:])
+    return math.sqrt(float(_gram_frobenius_bound(flat, n_iter).max()))
 
 
 def _as_layer(layer_or_kernel, input_size=None, padding="circular", stride: int = 1) -> ConvLayer:

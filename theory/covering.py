@@ -31,7 +31,7 @@ import numpy as np
 
 from .validate import InputError, as_real_array, positive_float, positive_int
 from .numerics import round_up, spectral_norm
-from .registry import register
+from .registry import Mutant, TightFamily, register
 
 __all__ = [
     "CoveringBound",
@@ -101,6 +101,12 @@ class CoveringBound:
     source="standard volumetric argument; e.g. Vershynin, High-Dimensional Probability, Cor. 4.2.13",
     confidence="standard",
     covers="any subset of a Euclidean ball; bounds the packing number too",
+    tight=TightFamily("m = 1, k + 1 points spaced just over eps = 2R/k on a diameter: the eps-separated set has "
+                      "k + 1 = 1 + 2R/eps points", "the volumetric bound is exact in one dimension", ratio=1.0),
+    mutants=[Mutant("R/eps for 2R/eps", lambda radius, eps, dim: dim * math.log1p(radius / eps), "known_false",
+                    "k + 1 points spaced 2R/k on a diameter (m = 1) exceed 1 + k/2 for k >= 1"),
+             Mutant("m - 1 for m", lambda radius, eps, dim: (dim - 1) * math.log1p(2.0 * radius / eps),
+                    "known_false", "m = 1: two points 2R apart need two balls, the mutant allows one")],
 )
 def ball_log_covering(radius: float, eps: float, dim: int) -> float:
     r""":math:`\ln\mathcal N(\varepsilon,S)\le m\ln(1+2R/\varepsilon)` for every :math:`S\subseteq B_R\subset\mathbb R^m`.
@@ -127,6 +133,8 @@ def ball_log_covering(radius: float, eps: float, dim: int) -> float:
     "docs/research/topolip.md sec. 4.6",
     confidence="standard",
     covers="any Lipschitz layer; certified constants from boundlab.theory.convolution / theory.attention",
+    mutants=[Mutant("scale without L", lambda log_covering, eps, lipschitz: CoveringBound(round_up(eps), log_covering),
+                    "known_false", "f(x) = c x with c > 1 stretches every covering radius by exactly c")],
 )
 def lipschitz_image(log_covering: float, eps: float, lipschitz: float) -> CoveringBound:
     r"""Transport a covering bound through an L-Lipschitz map: :math:`\ln\mathcal N(L\varepsilon,f(S))\le\ln\mathcal N(\varepsilon,S)`.

@@ -34,7 +34,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .validate import InputError, as_real_array, positive_int
 from .numerics import UNIT_ROUNDOFF, round_up
-from .registry import register
+from .registry import Mutant, TightFamily, register
 
 __all__ = [
     "distance_matrix",
@@ -169,6 +169,10 @@ def max_displacement(x, y) -> float:
     "Harer 2007 (function stability); docs/research/topolip.md section 5.2 L1",
     confidence="standard",
     covers="every homology degree k; a layer applied per sample gives d_B <= 2 Lip(h) max_i ||x_i - y_i||",
+    tight=TightFamily("two nearest points moved apart by eps each along their line, far from the rest: their H0 bar "
+                      "(0, delta) becomes (0, delta + 2 eps), d_B = 2 eps", "standard", ratio=1.0),
+    mutants=[Mutant("factor 1 for 2", lambda x, y: max_displacement(x, y), "known_false",
+                    "two points moved apart by eps each: d_B = 2 eps")],
 )
 def bottleneck_pointwise_bound(x, y) -> float:
     r"""L1: :math:`d_B(\mathrm{Dgm}_k(X),\mathrm{Dgm}_k(Y))\le2\max_i\|x_i-y_i\|` for every k.
@@ -192,6 +196,8 @@ def bottleneck_pointwise_bound(x, y) -> float:
     "of the difference of the simplex values is the max edge-length change); docs/research/anchors.md section 6",
     confidence="standard",
     covers="every homology degree k; sharper than persistence.bottleneck_pointwise",
+    tight=TightFamily("one pair distance changed (two points moved apart): d_B = the change of their H0 death",
+                      "standard", ratio=1.0),
 )
 def bottleneck_distortion_bound(x, y) -> float:
     r"""L1': :math:`d_B\le\max_{i<j}|d_X(i,j)-d_Y(i,j)|` (the sup norm of the change of the Rips filtration
@@ -212,6 +218,13 @@ def bottleneck_distortion_bound(x, y) -> float:
     source="derived here from L1 (docs/research/topolip.md section 5.2 L2); the sqrt(N) cannot be dropped",
     confidence="derived",
     covers="every homology degree k; the bridge from a W2-Lipschitz constant of a layer to diagram distances",
+    tight=TightFamily("two points moved apart by eps each: d_B = 2 eps, W2 = eps sqrt(2/N): ratio 1/sqrt(2) (L1 is "
+                      "tight for two moving points, the sqrt(N) step for one: no family makes both tight)",
+                      "derived here", ratio=0.7071),
+    mutants=[Mutant("no factor 2", lambda x, y: bottleneck_w2_bound.raw(x, y) / 2.0, "known_false",
+                    "two points moved apart by eps each: d_B = 2 eps > sqrt(2) eps"),
+             Mutant("sqrt(N - 1) for sqrt(N)", lambda x, y: _w2_bridge(x, y, -1), "unknown",
+                    "at N = 2 it equals the best known witness (ratio 1/sqrt(2)): not shown false")],
 )
 def bottleneck_w2_bound(x, y) -> float:
     r"""L2: :math:`d_B\le2\sqrt N\,W_2(\mu_X,\mu_Y)`.
@@ -226,6 +239,11 @@ def bottleneck_w2_bound(x, y) -> float:
     """
     a, b = paired_clouds(x, y)
     return round_up(2.0 * math.sqrt(a.shape[0]) * uniform_w2(a, b))
+
+
+def _w2_bridge(x, y, shift: int) -> float:
+    a, b = paired_clouds(x, y)
+    return 2.0 * math.sqrt(max(a.shape[0] + shift, 0)) * uniform_w2(a, b)
 
 
 def uniform_w2(x, y) -> float:
@@ -271,9 +289,16 @@ MAX_TRIANGLE_POINTS = 400
     "Wasserstein stability for monotone functions on a finite CW complex; docs/research/topolip.md section 5.2 L3",
     confidence="reconstructed",
     covers="degrees 0 and 1 (degree 1 sums over edges and triangles: N <= 400)",
+    tight=TightFamily("N = 2 points: one edge, whose change is the change of the only H0 death", "standard",
+                      ratio=1.0),
     notes="docs/research/topolip.md states L3 with the (k+1)-simplices only; that is the same for k = 0 but, for k = 1, a change "
     "of edge lengths that keeps every triangle diameter moves H1 births at zero cost on the right, so the "
     "k-simplices are kept (the degree-k form of the theorem as recalled here; the paper was not read).",
+    mutants=[Mutant("triangles only for degree 1", lambda x, y, p=2.0, degree=0: _cellular(x, y, p, degree, False),
+                    "known_false", "a square turned into a rectangle with the same diagonals: every triangle keeps "
+                    "its diameter, the H1 birth moves"),
+             Mutant("no p-th root", lambda x, y, p=2.0, degree=0: _cellular(x, y, p, degree, True, root=False),
+                    "known_false", "one distance changed by 0.1, p = 2: 0.01 < the change of the diagram")],
 )
 def cellular_wasserstein_bound(x, y, p: float = 2.0, degree: int = 0) -> float:
     r"""L3: :math:`W_p(\mathrm{Dgm}_k)\le\|\operatorname{diam}_X-\operatorname{diam}_Y\|_{\ell_p(\Delta^{(k)}\cup\Delta^{(k+1)})}`.
@@ -304,6 +329,16 @@ def cellular_wasserstein_bound(x, y, p: float = 2.0, degree: int = 0) -> float:
         return 0.0
     total = sum(float(((dl / scale) ** p).sum()) for dl in deltas)  # scaled: no overflow/underflow of |.|^p
     return round_up(scale * total ** (1.0 / p))
+
+
+def _cellular(x, y, p, degree, edges: bool, root: bool = True) -> float:
+    """The cellular sum with the k-simplices dropped for degree 1 (``edges=False``) or without the p-th root."""
+    a, b = paired_clouds(x, y)
+    p = check_order(p)
+    da, db = distance_matrix(a), distance_matrix(b)
+    dims = (1,) if degree == 0 else ((1, 2) if edges else (2,))
+    total = sum(float((np.abs(_simplex_diameters(da, dim) - _simplex_diameters(db, dim)) ** p).sum()) for dim in dims)
+    return total ** (1.0 / p) if root else total
 
 
 def stability_constant(p, degree: int, n_points: int) -> float:

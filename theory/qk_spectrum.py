@@ -33,7 +33,7 @@ import numpy as np
 
 from .validate import InputError, as_real_array, choice, positive_float, positive_int
 from .numerics import round_up
-from .registry import register
+from .registry import Mutant, register
 
 __all__ = [
     "CONVENTIONS",
@@ -85,6 +85,10 @@ class SpectralStats:
     source="definitions for Bao, Hataya, Karakida, ICML 2024 (convention not recovered: docs/research/seed_papers.md B.2)",
     confidence="derived",
     covers="QK eigenspectrum mean and variance; the three conventions agree for symmetric W",
+    mutants=[Mutant("tr(W W^T) for tr(W^2)", lambda w, convention="symmetric": _stats_mutant(w, convention, "fro"),
+                    "known_false", "a rotation block [[a, -b], [b, a]], b != 0: tr(W^2) = 2(a^2 - b^2) != tr(W W^T)"),
+             Mutant("no modulus", lambda w, convention="symmetric": _stats_mutant(w, convention, "nomod"),
+                    "known_false", "a rotation block: the complex deviations squared without modulus give a^2 - b^2")],
 )
 def spectral_stats(w, convention: str = "symmetric") -> SpectralStats:
     r"""Mean and variance of the eigenvalues of W.
@@ -109,6 +113,18 @@ def spectral_stats(w, convention: str = "symmetric") -> SpectralStats:
     else:
         var = float(np.sum(a * a.T)) / d - mu * mu
     return SpectralStats(mu, var, convention)
+
+
+def _stats_mutant(w, convention: str, slip: str) -> float:
+    """The variance with a slip in the non-symmetric conventions (the symmetric one is unchanged)."""
+    a = _square("w", w)
+    d = a.shape[0]
+    mu = float(np.trace(a)) / d
+    if convention == "algebraic" and slip == "fro":
+        return float(np.sum(a * a)) / d - mu * mu
+    if convention == "complex" and slip == "nomod":
+        return float(np.mean((np.linalg.eigvals(a) - mu) ** 2).real)
+    return spectral_stats.raw(a, convention).variance
 
 
 def spectrum_with_moments(mean: float, variance: float, base) -> np.ndarray:
@@ -154,6 +170,8 @@ class GaussianMoments:
     source="derived here (Isserlis' theorem); docs/research/seed_papers.md B.3 [D]",
     confidence="derived",
     covers="self- and cross-token logit moments of any square W; scale c multiplies means by c, variances by c^2",
+    mutants=[Mutant("tr(W W^T) for tr(W^2) in the variance", lambda w, scale="sqrt_d": _moments_mutant(w, scale),
+                    "known_false", "any non-symmetric W: Var[x^T W x] = tr(W^2) + ||W||_F^2 changes")],
 )
 def gaussian_logit_moments(w, scale: str = "sqrt_d") -> GaussianMoments:
     r"""Exact moments of :math:`c\,x^\top Wx` and :math:`c\,x^\top Wy` (:math:`c=1/\sqrt d` or 1).
@@ -174,6 +192,13 @@ def gaussian_logit_moments(w, scale: str = "sqrt_d") -> GaussianMoments:
         self_variance=(float(np.sum(a * a.T)) + fro2) * c2,
         cross_second_moment=fro2 * c2,
     )
+
+
+def _moments_mutant(w, scale: str) -> GaussianMoments:
+    a = _square("w", w)
+    c2 = 1.0 / a.shape[0] if scale == "sqrt_d" else 1.0
+    fro2 = float(np.sum(a * a))
+    return GaussianMoments(float(np.trace(a)) * math.sqrt(c2), 2.0 * fro2 * c2, fro2 * c2)
 
 
 def _probs(p) -> np.ndarray:

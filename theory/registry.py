@@ -23,7 +23,6 @@ import contextlib
 import functools
 import importlib
 import inspect
-import math
 import numbers
 import re
 from dataclasses import dataclass, field, replace
@@ -133,7 +132,8 @@ class TightFamily:
 class Mutant:
     """A plausible slip in a bound's formula (a dropped factor, a wrong exponent, n - 1 for n, the wrong norm).
 
-    ``evaluate`` has the evaluator's signature and returns the mutated number. ``status`` is ``known_false`` (the
+    ``evaluate`` has the evaluator's signature and returns the mutated number, or a rich result of the evaluator's
+    own type (so that properties reading ``details`` see the slip too). ``status`` is ``known_false`` (the
     mutated statement is false; ``witness`` says which input shows it, and the suite must catch it) or
     ``unknown`` (it may be true; catching it shows how tight the witnesses are, missing it proves nothing).
     """
@@ -300,8 +300,15 @@ def register(
             val, details = _as_value(raw, value, name)
             out = BoundValue(val, record.reported_kind, record.norm, name, details)
             transform = _ACTIVE.get(name)
-            if transform is not None:
-                out = replace(out, value=float(transform(args, kwargs, out)))
+            if transform is not None:  # a mutant (boundlab mutate): a number, a BoundValue, or a raw result
+                res = transform(args, kwargs, out)
+                if isinstance(res, BoundValue):
+                    out = res
+                elif isinstance(res, (numbers.Real, np.floating, np.integer)) and not isinstance(res, bool):
+                    out = replace(out, value=float(res))
+                else:
+                    val, det = _as_value(res, value, name)
+                    out = replace(out, value=val, details=det)
             return out
 
         record = Bound(name=name, kind=kind, latex=latex, assumptions=tuple(assumptions), source=source,
@@ -319,9 +326,10 @@ def register(
 
 @contextlib.contextmanager
 def mutated(name: str, transform: Callable[[tuple, dict, BoundValue], float]) -> Iterator[Bound]:
-    """Within the block, bound ``name`` evaluates to ``transform(args, kwargs, original_value)`` (in process, no
-    file edited): how ``boundlab mutate`` puts a mutant in place. Nested or concurrent use on one bound is an
-    error."""
+    """Within the block, bound ``name`` evaluates to ``transform(args, kwargs, original)`` (in process, no file
+    edited): how ``boundlab mutate`` puts a mutant in place. ``transform`` returns the mutated number, a whole
+    :class:`BoundValue`, or a raw result of the evaluator's type (its ``details`` then change too). Nested or
+    concurrent use on one bound is an error."""
     record = get(name)
     if name in _ACTIVE:
         raise RuntimeError(f"mutant: {name} already has an active mutant")
@@ -371,7 +379,3 @@ def _load_all() -> None:
             importlib.import_module(f"{__package__}.{info.name}")
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         importlib.import_module(ep.value.split(":")[0])
-
-
-def _finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

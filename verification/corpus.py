@@ -35,10 +35,14 @@ def _read_dirs() -> list[Path]:
     return dirs
 
 
-def save(bound: str, case: Case, info: dict | None = None) -> Path:
-    """Save ``case`` for ``bound``; returns the ``.json`` path (idempotent: the name is the case digest)."""
-    folder = corpus_dir() / bound
+def save(bound: str, case: Case, info: dict | None = None, root: str | Path | None = None) -> Path:
+    """Save ``case`` for ``bound`` under ``root`` (default :func:`corpus_dir`); returns the ``.json`` path
+    (idempotent: the name is the case digest)."""
+    folder = (Path(root) if root is not None else corpus_dir()) / bound
     digest = case.digest()
+    meta = folder / f"{digest}.json"
+    if meta.is_file() and (folder / f"{digest}.npz").is_file():  # found before: keep the first record unchanged
+        return meta
     write_npz(folder / f"{digest}.npz", **{k: np.asarray(v) for k, v in case.arrays.items()})
     return write_json(folder / f"{digest}.json", {"bound": bound, "config": case.config, "info": info or {}})
 

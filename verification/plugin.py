@@ -17,11 +17,16 @@ from hypothesis import HealthCheck, settings
 
 from . import corpus
 from .ledger import BoundViolation, Ledger
+from ..io.results import git_commit
+from ..io.seeds import commit_seed
+
+#: examples per property search in the default (ci) profile
+CI_EXAMPLES = 50
 
 settings.register_profile(
-    "ci",
-    max_examples=12,
-    derandomize=True,
+    "ci",  # the default run: CI_EXAMPLES examples, seeded from the commit (ci_seed), new ground at each commit
+    max_examples=CI_EXAMPLES,
+    derandomize=False,
     deadline=None,
     database=None,
     print_blob=True,
@@ -45,6 +50,10 @@ settings.register_profile(
 settings.load_profile(os.environ.get("BOUNDLAB_PROFILE", "ci"))
 
 _LEDGER = Ledger()
+#: the Hypothesis seed of this session (set in pytest_configure): --hypothesis-seed, BOUNDLAB_SEED, or the commit's
+_SEED: dict[str, object] = {"seed": None, "source": None}
+
+
 
 
 def pytest_addoption(parser):
@@ -68,7 +77,38 @@ def external_property_files() -> list[str]:
     return out
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config):
+    """Seed Hypothesis (after its own plugin read --hypothesis-seed): an explicit --hypothesis-seed wins, then the
+    environment variable BOUNDLAB_SEED, then :func:`boundlab.io.seeds.commit_seed` of the checked-out commit. Derandomized profiles keep
+    their fixed per-test seeds (no global seed is forced)."""
+    import hypothesis.core as hcore
+
+    given = config.getoption("hypothesis_seed", None)
+    if given is not None:
+        _SEED.update(seed=int(given) if str(given).isdigit() else given, source="--hypothesis-seed")
+    elif settings.default.derandomize:
+        _SEED.update(seed="derandomized (fixed per test)", source="profile")
+    else:
+        env = os.environ.get("BOUNDLAB_SEED")
+        if env is not None:
+            try:
+                seed, source = int(env), "BOUNDLAB_SEED"
+            except ValueError:
+                raise pytest.UsageError(f"BOUNDLAB_SEED: expected an integer, got {env!r}") from None
+        else:
+            commit = git_commit(Path(__file__).resolve().parent)
+            seed, source = commit_seed(commit), f"commit {commit}" if commit else "no git checkout (0)"
+        hcore.global_force_seed = seed
+        _SEED.update(seed=seed, source=source)
+    _collect_external(config)
+
+
+def pytest_report_header(config):
+    return f"boundlab: Hypothesis profile {settings._current_profile}, seed {_SEED['seed']} ({_SEED['source']})"  # noqa: SLF001
+
+
+def _collect_external(config):
     if config.getoption("--no-boundlab-external"):
         return
     here = Path(__file__).resolve().parent
@@ -95,20 +135,22 @@ def _find_violation(exc) -> BoundViolation | None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    yield
+    outcome = yield
     if call.when != "call" or call.excinfo is None:
         return
     v = _find_violation(call.excinfo.value)
     if v is not None:  # a real bound was falsified: keep the shrunk counterexample for replay
         path = corpus.save(v.bound, v.case, {"lower": v.lower, "upper": v.upper, "test": item.nodeid})
         _LEDGER.falsified(v.bound, v.case, str(path))
+        report = outcome.get_result()
+        seed = _SEED["seed"]
+        replay = f"python -m pytest '{item.nodeid}'" + (f" --hypothesis-seed={seed}" if isinstance(seed, int) else "")
+        report.sections.append(("boundlab", f"{v.bound} falsified; shrunk counterexample saved to {path} "
+                                            f"(replayed first by every later run)\nreplay the search: {replay}"))
 
 
 def pytest_sessionfinish(session, exitstatus):
     path = session.config.getoption("--boundlab-json")
     if path and _LEDGER.records:
         profile = settings._current_profile  # noqa: SLF001 - the active profile name
-        seed = session.config.getoption("hypothesis_seed", None)
-        if seed is None and settings.default.derandomize:
-            seed = "derandomized (fixed per test)"
-        _LEDGER.write(path, profile=profile, seed=seed)
+        _LEDGER.write(path, profile=profile, seed=_SEED["seed"], extra={"seed_source": _SEED["source"]})

@@ -112,6 +112,29 @@ def attention_cases(draw, max_tokens: int = 5, radius=(0.1, 4.0), min_tokens: in
     return Case({**cfg, "n_tokens": n, "radius": r}, arrays)
 
 
+@st.composite
+def hard_attention_cases(draw, heads: int = 1):
+    """The tight family of the sqrt(n) term of the bounded-domain attention bounds: n - 1 query tokens R e1 attending
+    to one key token R e2 through A = a e1 e2^T (d = 2, d_k = 1), with ||A|| R^2 in [3, 8] and n in [32, 256]: the
+    attention is nearly hard and the local constant at these tokens (array ``x0``) grows like sqrt(n) ||M||."""
+    n = draw(st.integers(32, 256))
+    ar2 = draw(st.floats(3.0, 8.0))
+    r = draw(log_uniform(0.5, 2.0))
+    seed = draw(seeds)
+    rng = _rng(seed)
+    a = ar2 / (r * r)
+    q = np.zeros((heads, 2, 1))
+    k = np.zeros((heads, 2, 1))
+    q[:, 0, 0], k[:, 1, 0] = math.sqrt(a), math.sqrt(a)  # A_h = Q K^T / sqrt(1) = a e1 e2^T
+    v = rng.standard_normal((heads, 2, 2)) / math.sqrt(2)
+    o = rng.standard_normal((heads, 2, 2)) / math.sqrt(2 * heads)
+    x0 = np.zeros((n, 2))
+    x0[:-1, 0], x0[-1, 1] = r, r
+    return Case({"seed": seed, "heads": heads, "n_tokens": n, "radius": r, "aR2": ar2, "kind": "hard_attention",
+                 "scale_qk": math.sqrt(a), "scale_v": 1.0, "tied": False},
+                {"query": q, "key": k, "value": v, "output": o, "x0": x0})
+
+
 def weights_of(case: Case) -> AttentionWeights:
     """The :class:`AttentionWeights` of an attention case."""
     return AttentionWeights.from_arrays(case["query"], case["key"], case["value"], case["output"])
@@ -124,16 +147,18 @@ def attention_layer_of(case: Case, attention: str = "dot_product") -> AttentionL
 
 @st.composite
 def layernorm_cases(draw, max_dim: int = 6):
-    """LayerNorm parameters (gamma, beta, eps) and a search radius."""
+    """LayerNorm parameters (gamma, beta, eps) and a search radius; half the draws are the tight family of
+    ``composition.layernorm`` (a constant gamma: the constant input attains |gamma| / sqrt(eps))."""
     d = draw(st.integers(2, max_dim))
     seed = draw(seeds)
     rng = _rng(seed)
     s = draw(log_uniform(0.1, 10.0))
     eps = draw(log_uniform(1e-6, 1.0))
     r = draw(log_uniform(1e-3, 10.0))
-    gamma = rng.standard_normal(d) * s
-    beta = rng.standard_normal(d)
-    return Case({"seed": seed, "scale": s, "eps": eps, "radius": r}, {"gamma": gamma, "beta": beta})
+    kind = draw(st.sampled_from(["random", "constant_gamma"]))
+    gamma = rng.standard_normal(d) * s if kind == "random" else np.full(d, s * rng.choice([-1.0, 1.0]))
+    beta = rng.standard_normal(d) if kind == "random" else np.zeros(d)
+    return Case({"seed": seed, "scale": s, "eps": eps, "radius": r, "kind": kind}, {"gamma": gamma, "beta": beta})
 
 
 @st.composite

@@ -65,15 +65,16 @@ def convex_cases(draw, head: str = "attention", gated: bool = False, modes=LOSS_
 @st.composite
 def ball_cases(draw):
     """A finite set inside the ball B_R of R^m (uniform, on the sphere, or a tight grid on a diameter) and eps."""
-    m = draw(st.integers(1, 3))
+    kind = draw(st.sampled_from(("uniform", "sphere", "diameter_grid")))
+    m = 1 if kind == "diameter_grid" else draw(st.integers(1, 3))
     r = draw(log_uniform(0.1, 10.0))
     frac = draw(log_uniform(0.05, 2.5))
-    kind = draw(st.sampled_from(("uniform", "sphere", "diameter_grid")))
     count = draw(st.integers(20, 300))
     seed = draw(seeds)
     rng = _rng(seed)
     eps = frac * r
-    if kind == "diameter_grid":  # points eps (1 + 1e-9) apart on a diameter: the extremal 1-D packing
+    if kind == "diameter_grid":  # the tight family: k + 1 points eps (1 + 1e-9) apart, eps = 2R / (k (1 + 2e-9))
+        eps = 2.0 * r / (draw(st.integers(1, 40)) * (1 + 2e-9))
         u = rng.standard_normal(m)
         u /= np.linalg.norm(u)
         steps = np.arange(-r, r + 1e-12 * r, eps * (1 + 1e-9))

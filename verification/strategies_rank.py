@@ -40,18 +40,27 @@ def token_matrices(draw, min_tokens: int = 2, max_tokens: int = 6, max_dim: int 
 @st.composite
 def san_cases(draw, variant: str = "san", heads: int | None = None, max_heads: int = 2, max_depth: int = 3,
               max_tokens: int = 6, max_dim: int = 4, max_head_dim: int = 3, qk_scale=(0.1, 3.0),
-              value_scale=(0.1, 3.0), residual_scale=(1e-2, 3.0), min_tokens: int = 2):
+              value_scale=(0.1, 3.0), residual_scale=(1e-2, 3.0), min_tokens: int = 2,
+              replicated_heads: bool = False):
     r"""A bias-free token network (``variant`` of :mod:`empirical.rank_collapse`, no LayerNorm) and an input
     :math:`X=\mathbf 1x_0^\top+sR` whose shift :math:`x_0` and residual scale s are drawn log-uniformly.
 
     Arrays: ``query``/``key`` ``(L, H, d, d_k)``, ``value`` ``(L, H, d, d_k)``, ``output`` ``(L, H, d_k, d)``,
     ``x`` ``(n, d)``; MLP ``mlp_a`` ``(L, d, k)``, ``mlp_a0`` ``(L, k)``, ``mlp_b`` ``(L, k, d)``,
     ``mlp_b0`` ``(L, d)``.
+
+    ``replicated_heads``: half the cases are H = 9..12 identical copies of one head on n = 2 tokens, d = 1, depth
+    1 (where the single-head ratio reaches 1/8): the residual is H times the single head's, so a bound that drops
+    its factor H fails there (the ``H dropped`` mutant of rank.dong_thm23).
     """
-    h = heads if heads is not None else draw(st.integers(1, max_heads))
-    L = draw(st.integers(1, max_depth))
-    n = draw(st.integers(min_tokens, max_tokens))
-    d = draw(st.integers(1, max_dim))
+    replicate = replicated_heads and draw(st.booleans())
+    if replicate:
+        h, L, n, d = draw(st.integers(9, 12)), 1, 2, 1
+    else:
+        h = heads if heads is not None else draw(st.integers(1, max_heads))
+        L = draw(st.integers(1, max_depth))
+        n = draw(st.integers(min_tokens, max_tokens))
+        d = draw(st.integers(1, max_dim))
     dk = draw(st.integers(1, max_head_dim))
     seed = draw(seeds)
     s_qk = draw(log_uniform(*qk_scale))
@@ -66,7 +75,10 @@ def san_cases(draw, variant: str = "san", heads: int | None = None, max_heads: i
         "output": rng.standard_normal((L, h, dk, d)) / math.sqrt(h * dk),
         "x": rng.standard_normal((1, d)) * s_shift + rng.standard_normal((n, d)) * s_res,
     }
-    cfg = {"variant": variant, "seed": seed, "heads": h, "depth": L, "n_tokens": n, "dim": d, "head_dim": dk,
+    if replicate:  # every head a copy of head 0: arrays (L, H, ...) with H equal slices
+        for key in ("query", "key", "value", "output"):
+            arrays[key] = np.repeat(arrays[key][:, :1], h, axis=1)  # (L, 1, ...) -> (L, H, ...)
+    cfg = {"variant": variant, "seed": seed, "replicated_heads": bool(replicate), "heads": h, "depth": L, "n_tokens": n, "dim": d, "head_dim": dk,
            "scale_qk": s_qk, "scale_v": s_v, "residual_scale": s_res, "shift_scale": s_shift}
     if variant == "san_mlp":
         k = draw(st.integers(1, 6))
@@ -124,6 +136,20 @@ def spectrum_cases(draw, max_dim: int = 6, mean=(-3.0, 3.0), variance=(1e-3, 10.
         xi[0] += 1.0
     return Case({"seed": seed, "mean": mu, "variance": s2, "dim": d},
                 {"basis": rng.standard_normal((d, d)), "shape": xi})
+
+
+@st.composite
+def normal_spectrum_cases(draw, max_blocks: int = 3):
+    """A non-symmetric normal W = Q B Q^T, B block-diagonal with rotation-scaling blocks [[a, -b], [b, a]] (and one
+    real 1x1 block when d is odd): its eigenvalues a +- i b are known, so are the three conventions' variances."""
+    k = draw(st.integers(1, max_blocks))
+    odd = draw(st.booleans())
+    seed = draw(seeds)
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(k), rng.standard_normal(k) * draw(log_uniform(0.1, 3.0))
+    c = rng.standard_normal(int(odd))
+    return Case({"seed": seed, "blocks": k, "odd": odd, "kind": "normal"},
+                {"a": a, "b": b, "c": c, "basis": rng.standard_normal((2 * k + int(odd),) * 2)})
 
 
 @st.composite

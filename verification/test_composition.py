@@ -37,6 +37,21 @@ def test_layernorm(check, case):
     check.upper(res.lower_bound, check.bound(g, eps))
 
 
+@bound_property(CP.layernorm_output_radius, cases=layernorm_cases(), rtol=RTOL)
+def test_layernorm_radius(check, case):
+    """||LN(x)|| <= ||gamma||_inf sqrt(d) + ||beta||: the largest output norm over zero-mean inputs of large variance
+    (where the normalised vector's norm tends to sqrt(d)) and random inputs."""
+    # wrong code caught: the radius without sqrt(d) (constant gamma, beta = 0 reach |gamma| sqrt(d) (1 - eps/var))
+    g, b, eps = case["gamma"], case["beta"], case["eps"]
+    d = g.size
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((64, d))
+    x[:32] -= x[:32].mean(axis=1, keepdims=True)
+    x[:32] *= 1e4 * math.sqrt(eps + 1e-300) / np.maximum(x[:32].std(axis=1, keepdims=True), 1e-300)
+    out = F.layer_norm(torch.as_tensor(x), (d,), torch.as_tensor(g), torch.as_tensor(b), eps).numpy()
+    check.upper(float(np.linalg.norm(out, axis=1).max()), check.bound(g, b))
+
+
 @st.composite
 def batchnorm_cases(draw):
     c = draw(st.integers(1, 4))
@@ -109,26 +124,84 @@ def test_transformer_block_network_bound(check, case):
 
 @st.composite
 def conv_stack_cases(draw):
+    """conv -> ReLU -> conv: random kernels, or the tight family of the product rule (``aligned``: one channel,
+    positive constant kernels, both circular: at a positive constant input both layers act at their DC frequency
+    and the ReLU is the identity, so the product of the norms is attained)."""
     k1, c1 = draw(kernels(max_channels=3, max_k=3))
     co = k1.shape[0]
     k2, c2 = draw(kernels(max_channels=3, max_k=3))
     k2 = np.resize(k2, (k2.shape[0], co, *k2.shape[2:]))
+    aligned = draw(st.booleans())
+    if aligned:
+        k1 = np.full((1, 1, *k1.shape[2:]), abs(float(k1.flat[0])) + 0.1)
+        k2 = np.full((1, 1, *k2.shape[2:]), abs(float(k2.flat[0])) + 0.1)
     n = draw(st.integers(max(k1.shape[2], k1.shape[3], k2.shape[2], k2.shape[3]), 6))
-    return Case({"k1": c1, "k2": c2, "n": n, "seed": c1["seed"]}, {"kernel1": k1, "kernel2": k2})
+    return Case({"k1": c1, "k2": c2, "n": n, "seed": c1["seed"], "aligned": aligned}, {"kernel1": k1, "kernel2": k2})
 
 
 @bound_property(CP.product_bound, cases=conv_stack_cases(), rtol=RTOL)
 def test_conv_relu_conv_product(check, case):
     """conv(circular) -> ReLU -> conv(zeros, same): the product rule with exact / sound per-layer constants."""
+    # wrong code caught: a sum for the product (the aligned family attains the product of the norms)
     n = case["n"]
-    c1, c2 = ConvLayer.create(case["kernel1"], n, "circular"), ConvLayer.create(case["kernel2"], n, "same")
+    c1 = ConvLayer.create(case["kernel1"], n, "circular")
+    c2 = ConvLayer.create(case["kernel2"], n, "circular" if case.config.get("aligned") else "same")
     l1, l2 = CP.conv2d(c1), CP.conv2d(c2)
     bound = check.bound([l1.lipschitz(math.inf), 1.0, l2.lipschitz(math.inf)])
     op1 = conv_operator(c1)
     op2 = conv_operator(c2)
     f = lambda x: op2(torch.relu(op1(x)))  # noqa: E731
+    inits = np.full((1, case["kernel1"].shape[1], n, n), 1.0 / n)  # a positive constant image (the DC direction)
     res = global_lipschitz_lower_bound(f, (case["kernel1"].shape[1], n, n), 1.0, seed=case["seed"], restarts=4,
-                                       steps=8)
+                                       steps=8, inits=inits)
+    check.upper(res.lower_bound, bound)
+
+
+@st.composite
+def chain_cases(draw):
+    """A chain linear -> ReLU -> ... -> linear of 1-3 hidden layers: ``aligned`` (W_l = s_l u_{l+1} u_l^T with
+    positive unit vectors: on the positive cone every ReLU is the identity and the composition has norm
+    prod s_l: the tight family of composition.network and composition.product) or random."""
+    depth = draw(st.integers(1, 3))
+    widths = [draw(st.integers(1, 4)) for _ in range(depth + 2)]
+    seed = draw(seeds)
+    aligned = draw(st.booleans())
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    us = [np.abs(rng.standard_normal(w)) + 0.1 for w in widths]
+    us = [u / np.linalg.norm(u) for u in us]
+    for i in range(depth + 1):
+        s = float(10 ** rng.uniform(-0.5, 0.7))
+        arrays[f"w{i}"] = (s * np.outer(us[i], us[i + 1]) if aligned
+                           else rng.standard_normal((widths[i], widths[i + 1])) * s / math.sqrt(widths[i]))
+        arrays[f"b{i}"] = np.zeros(widths[i + 1]) if aligned else 0.3 * rng.standard_normal(widths[i + 1])
+    return Case({"depth": depth, "widths": widths, "seed": seed, "aligned": aligned}, arrays)
+
+
+@bound_property(CP.network_bound, cases=chain_cases(), rtol=RTOL)
+def test_linear_relu_chain_network_bound(check, case):
+    """composition.network on linear/ReLU chains (token-wise, one token): the aligned family attains the bound."""
+    # wrong code caught: a dropped layer constant, a radius used as a constant (both fail on the aligned family)
+    depth = case["depth"]
+    layers = []
+    for i in range(depth + 1):
+        layers.append(CP.linear(case[f"w{i}"], case[f"b{i}"]))
+        if i < depth:
+            layers.append(CP.relu())
+    bound = check.bound(layers)
+    ws = [torch.as_tensor(case[f"w{i}"]) for i in range(depth + 1)]
+    bs = [torch.as_tensor(case[f"b{i}"]) for i in range(depth + 1)]
+
+    def f(x):
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            x = x @ w + b
+            if i < depth:
+                x = torch.relu(x)
+        return x
+
+    inits = np.full((1, 1, case["widths"][0]), 1.0 / math.sqrt(case["widths"][0]))  # on the positive cone
+    res = global_lipschitz_lower_bound(f, (1, case["widths"][0]), 1.0, seed=case["seed"] % 2**31, restarts=3, steps=8,
+                                       inits=inits)
     check.upper(res.lower_bound, bound)
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..io.results import metadata_block, read_json
 from ..theory.registry import expectation_met
-from ._common import CliError, console, positive_int
+from ._common import CliError, console, positive_int, seed_list
 
 
 def run_verification(profile: str, json_path: Path, select: str | None = None, corpus: str | None = None,
@@ -25,7 +25,7 @@ def run_verification(profile: str, json_path: Path, select: str | None = None, c
     cmd = [sys.executable, "-m", "pytest", str(vdir), "-q", "-p", "no:cacheprovider",
            f"--hypothesis-profile={profile}", f"--boundlab-json={json_path}", "--rootdir", str(vdir.parent)]
     if select:
-        cmd += ["-k", select]
+        cmd += ["-k", select_expression(select)]
     if seed is not None:
         cmd += [f"--hypothesis-seed={seed}"]
     env = dict(os.environ)
@@ -36,6 +36,35 @@ def run_verification(profile: str, json_path: Path, select: str | None = None, c
         return subprocess.call(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     console.print(f"[bold]boundlab verify[/]: profile {profile}, results -> {json_path}")
     return subprocess.call(cmd, env=env)
+
+
+def select_expression(select: str) -> str:
+    """A ``-k`` expression in which registered bound names (``conv.kernel_matrix``, as the summary prints them)
+    stand for the properties that test them; anything else is passed to pytest unchanged.
+
+    Raises :class:`CliError` for a name that looks like a bound (``area.name``) but is not registered, or a
+    registered bound without a property (nothing would run)."""
+    import re
+
+    from ..theory.registry import all_bounds
+    from ..verification.properties import load_property_modules, properties_of
+
+    names = {b.name for b in all_bounds()}
+
+    def expand(m: re.Match) -> str:
+        token = m.group(0)
+        if token not in names:
+            area = token.split(".")[0]
+            if any(n.startswith(area + ".") for n in names):
+                raise CliError(f"-k: {token!r} is not a registered bound (see `boundlab bounds`)")
+            return token
+        load_property_modules()
+        tests = sorted({p.name for p in properties_of(token)})
+        if not tests:
+            raise CliError(f"-k: bound {token!r} has no property (nothing would run)")
+        return "(" + " or ".join(tests) + ")"
+
+    return re.sub(r"[A-Za-z_][\w]*(?:\.[\w]+)+", expand, select)
 
 
 def print_summary(json_path: Path) -> bool:
@@ -78,14 +107,7 @@ def cmd_campaign(args) -> int:
     """``verify --campaign``: the suite under many seeds, in process or on Dask; one folder per seed."""
     from ..io.executor import Unit, make_executor, unit_key
 
-    try:
-        seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
-    except ValueError:
-        raise CliError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
-    if not seeds:
-        raise CliError("--seeds: expected at least one seed")
-    if args.profile == "ci":
-        raise CliError("--profile: the ci profile is derandomized (seeds change nothing); use campaign or thorough")
+    seeds = seed_list(args.seeds)
     root = Path(args.out) / "campaign"
     units = []
     for seed in seeds:
@@ -132,13 +154,17 @@ def add_verify_options(s, campaign: bool = True) -> None:
     if not campaign:
         return
     s.add_argument("--profile", choices=("ci", "campaign", "thorough"), default="ci",
-                   help="ci: derandomized, fast; campaign: 100 examples per property, seeded; thorough: 1000")
+                   help="ci: 50 examples per property, seeded from the commit (the default test run); campaign: 100; "
+                   "thorough: 1000 (default: %(default)s)")
     s.add_argument("--json", default=None, help="summary path (default: OUT/verify.json)")
-    s.add_argument("-k", "--select", default=None, help="pytest -k expression to run a subset")
-    s.add_argument("--seed", type=int, default=None, help="Hypothesis seed (thorough profile)")
+    s.add_argument("-k", "--select", default=None,
+                   help="pytest -k expression to run a subset; bound names (conv.kernel_matrix) select their properties")
+    s.add_argument("--seed", type=int, default=None,
+                   help="Hypothesis seed (default: derived from the commit; recorded in the summary)")
     s.add_argument("--campaign", action="store_true",
                    help="run the suite once per seed in --seeds (OUT/campaign/<profile>-s<seed>-<hash>/)")
-    s.add_argument("--seeds", default="0,1,2", help="campaign seeds, comma-separated (default: %(default)s)")
+    s.add_argument("--seeds", nargs="+", default=["0,1,2"],
+                   help="campaign seeds: 0 1 2 or 0,1,2 (default: 0,1,2)")
     s.add_argument("--workers", type=positive_int, default=None,
                    help="campaign on a local Dask cluster of N worker processes")
     s.add_argument("--scheduler", default=None,

@@ -15,7 +15,7 @@ import numbers
 
 from .errors import InputError
 
-__all__ = ["derive_seed", "SEED_BITS"]
+__all__ = ["derive_seed", "commit_seed", "SEED_BITS"]
 
 #: derived seeds lie in [0, 2**SEED_BITS): accepted by numpy, torch, Python's random and Hypothesis alike
 SEED_BITS = 32
@@ -35,3 +35,12 @@ def derive_seed(root: int, *labels) -> int:
             raise InputError(f"labels: expected strings or numbers, got {lab!r}")
     text = json.dumps([int(root), *labels], separators=(",", ":"), sort_keys=True)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def commit_seed(commit: str | None) -> int:
+    """The seed of the default (ci) verification profile for a commit: ``derive_seed(0, "ci", <commit id>)``
+    (the ``+dirty`` suffix dropped; 0 outside git). Reproducible per commit and new ground at each commit; the
+    verification plugin and ``boundlab mutate`` use it when no seed is given."""
+    if not commit:
+        return 0
+    return derive_seed(0, "ci", commit.split("+")[0])

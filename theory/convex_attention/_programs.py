@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..registry import register
+from ..registry import TightFamily, register
 from ..validate import choice
 from ._data import (
     LOSSES,
@@ -24,6 +24,8 @@ from ._program import GAP_TOL, ConvexSolution, LiftedProblem, lifted_problem, so
     "as restated in Sahiner et al. ICLR 2024 eq. 10); gated and head cases derived here",
     confidence="derived",
     covers="number of heads (neurons) recovered from a convex solution",
+    tight=TightFamily("one block of shape 1 x 1 (P = 1, d = c = 1 head): m* = 1, and one head is recovered "
+                      "whenever the optimum Z* is non-zero", "derived here", ratio=1.0),
 )
 def m_star(problem: LiftedProblem) -> int:
     r"""The bound :math:`m^*` on the heads needed: :math:`\sum_g\mathrm{rank}Z_g\le P\min(p, qc)`.

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..attention import AttentionWeights
 from ..numerics import UNIT_ROUNDOFF, inf_norm, round_up
-from ..registry import register
+from ..registry import Mutant, TightFamily, register
 from ..validate import InputError, as_real_array, choice, positive_float
 from ._residual import optimal_residual_bounds
 
@@ -70,9 +70,27 @@ def collapse_beta(layers, value: str = "effective") -> float:
     return round_up(best)
 
 
+@register(
+    "rank.mlp_lipschitz",
+    norm="composite",
+    kind="upper",
+    assumptions=("row-wise MLP f(Z) = sigma(Z A + 1 a^T) B + 1 b^T", "sigma 1-Lipschitz entrywise (ReLU)"),
+    source="derived here; the lambda of Dong, Cordonnier, Loukas 2021, Cor. 3.2 (constant recalled)",
+    confidence="derived",
+    covers="the composite-norm Lipschitz constant that rank.dong_cor32 multiplies in",
+    tight=TightFamily("d = hidden = 1 in the linear regime (pre-activations positive): f is z -> z a b + const",
+                      "derived here", ratio=1.0),
+    mutants=[Mutant("no ||B|| factors", lambda first, second: math.sqrt(inf_norm(np.asarray(first, float).T)
+                                                                        * inf_norm(np.asarray(first, float))),
+                    "known_false", "d = hidden = 1, linear regime, |b| > 1: the constant is |a| |b| > |a|"),
+             Mutant("no square root", lambda first, second: inf_norm(np.asarray(first, float).T) * inf_norm(
+                 np.asarray(second, float).T), "unknown", "||A||_1 ||B||_1 alone: sub-multiplicative in the 1-norm")],
+)
 def mlp_lipschitz(first, second) -> float:
     r"""Composite-norm Lipschitz constant of a row-wise MLP :math:`f(z)=\sigma(zA+a)B+b` (:math:`\sigma` 1-Lipschitz
-    entrywise): :math:`\lambda=\sqrt{\|A\|_1\|B\|_1\|A\|_\infty\|B\|_\infty}`.
+    entrywise).
+
+    .. math:: \|f(Z)-f(Z')\|_{1,\infty}\le\lambda\|Z-Z'\|_{1,\infty},\qquad\lambda=\sqrt{\|A\|_1\|B\|_1\|A\|_\infty\|B\|_\infty}
 
     Proof: :math:`|\sigma(u)-\sigma(v)|\le|u-v|` entrywise and induced 1- and :math:`\infty`-norms are monotone in
     the entrywise absolute value, so :math:`\|f(Z)-f(Z')\|_p\le\|A\|_p\|B\|_p\|Z-Z'\|_p` for p = 1, :math:`\infty`.
@@ -115,14 +133,17 @@ def _collapse_rhs(constant: float, depth: int, rho: float) -> float:
     return round_up(round_up(math.pow(constant, e1), 1e-12) * round_up(math.pow(rho, e2), 1e-12), 1e-11)
 
 
-def _thm23(layers, x, gamma: float, lam: float, shift: str, value: str = "effective") -> float:
+def _thm23(layers, x, gamma: float, lam: float, shift: str, value: str = "effective", *,
+           count_heads: bool = True, constant: float = 4.0) -> float:
+    """The right side of Thm 2.2/2.3/Cor 3.2; ``count_heads=False`` / another ``constant`` are the slips that
+    ``boundlab mutate`` plants (the registered bounds always use H and 4)."""
     ls = _layers(layers)
     g = positive_float("gamma", gamma)
     a = as_real_array("x", x, ndim=2)
     if a.shape[1] != ls[0].dim:
         raise InputError(f"x: expected {ls[0].dim} columns (the token width), got shape {a.shape}")
-    heads = max(w.heads for w in ls)
-    c = round_up(4.0 * g * collapse_beta(ls, value) * heads * lam / math.sqrt(ls[0].head_dim))
+    heads = max(w.heads for w in ls) if count_heads else 1
+    c = round_up(constant * g * collapse_beta(ls, value) * heads * lam / math.sqrt(ls[0].head_dim))
     return _collapse_rhs(c, len(ls), _residual_upper(a, shift))
 
 
@@ -172,6 +193,15 @@ def single_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "opti
     confidence="reconstructed",
     covers="multi-head pure self-attention networks of depth L, composite residual norm",
     notes="One restatement misprints the exponent as (3L-1)/2; (3^L-1)/2 is used.",
+    mutants=[
+        Mutant("H dropped", lambda layers, x, gamma=1.0, shift="optimal", value="effective": _thm23(
+            layers, x, gamma, 1.0, shift, value, count_heads=False), "known_false",
+            "H identical copies of a single head: the residual is H times the single head's (ratio up to 1/8 of "
+            "the H = 1 bound at n = 2, d = 1), so the H-free bound fails for H > 8"),
+        Mutant("constant 4 -> 2", lambda layers, x, gamma=1.0, shift="optimal", value="effective": _thm23(
+            layers, x, gamma, 1.0, shift, value, constant=2.0), "unknown",
+            "the worst certified ratio is 1/8: a constant up to 8x smaller is not known to be false"),
+    ],
 )
 def multi_head_collapse_bound(layers, x, gamma: float = 1.0, shift: str = "optimal",
                               value: str = "effective") -> float:
@@ -274,7 +304,7 @@ def mlp_collapse_bound(layers, mlps, x, gamma: float = 1.0, shift: str = "optima
         if a_mat.shape[0] != ls[0].dim or b_mat.shape[1] != ls[0].dim:
             raise InputError(f"mlps[{l}]: expected A ({ls[0].dim}, k) and B (k, {ls[0].dim}), got "
                                   f"{a_mat.shape} and {b_mat.shape}")
-        lam = max(lam, mlp_lipschitz(a_mat, b_mat))
+        lam = max(lam, mlp_lipschitz(a_mat, b_mat).value)
     return _thm23(ls, x, gamma, lam, shift, value)
 
 

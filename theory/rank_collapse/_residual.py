@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..numerics import inf_norm, round_down, round_up
-from ..registry import register
+from ..registry import Mutant, TightFamily, register
 from ..validate import InputError, as_real_array, choice
 
 #: shifts that define the residual X - 1 s^T (s = column means, medians or mid-ranges)
@@ -40,6 +40,11 @@ def composite_norm(x) -> float:
     confidence="derived",
     covers="the composite quantity ||X||_{1,inf} = sqrt(||X||_1 ||X||_inf)",
     notes="The triangle inequality fails (tests/test_rank_collapse.py); sub-multiplicativity is what the proofs use.",
+    tight=TightFamily("1 x 1 matrices: |ab| = |a| |b|", "derived here", ratio=1.0),
+    mutants=[Mutant("no square roots", lambda a, b: composite_norm(a) ** 2 * composite_norm(b) ** 2, "known_false",
+                    "1 x 1 with |ab| < 1: (ab)^2 < |ab|"),
+             Mutant("1-norms only", lambda a, b: one_norm(a) * one_norm(b), "known_false",
+                    "A = 1_n, B = 1_k^T with k > n: ||AB||_{1,inf} = sqrt(nk) > n = ||A||_1 ||B||_1")],
 )
 def composite_product_bound(a, b) -> float:
     r"""Upper bound :math:`\|A\|_{1,\infty}\|B\|_{1,\infty}` on :math:`\|AB\|_{1,\infty}`, rounded outward.
@@ -224,13 +229,15 @@ def _inf_lower(lo: np.ndarray, hi: np.ndarray, y: np.ndarray) -> float:
 
 @register(
     "rank.residual",
-    value=lambda rb: rb.composite_upper,
+    value=lambda rb: rb.one_upper,
     norm="composite",
     kind="exact",
     assumptions=("X real n x d",),
     source="derived here (columns decouple for the 1-norm; LP duality for the inf-norm); residual as in Dong et al. 2021, Sec. 2",
     confidence="derived",
     covers="optimal-shift residual norms, exact for ||.||_1, certified LP bracket for ||.||_inf, composite bracket",
+    notes="The record's number is the exact 1-norm residual min_x ||X - 1 x^T||_1 (one_upper, equal to one_lower to "
+    "rounding); the inf-norm and composite brackets are in the details.",
 )
 def optimal_residual_bounds(lower, upper=None) -> ResidualBounds:
     r"""Certified brackets of :math:`\min_x\|X-\mathbf 1x^\top\|` in the 1-, :math:`\infty`- and composite norms.
