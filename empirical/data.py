@@ -84,13 +84,28 @@ class ImageData:
 
 
 # --------------------------------------------------------------------------- CIFAR-10
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 batch holds (dicts, lists, bytes, numpy arrays) and refuses any other class, so
+    a foreign pickle in the data folder cannot run code."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (a CIFAR-10 batch holds arrays only)")
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 pickle batch: ``data`` (n, 3072) uint8 (R, G, B planes, row-major) and ``labels`` (n,)."""
     try:
         with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")  # noqa: S301 - the dataset's own format, local file
+            batch = _BatchUnpickler(fh, encoding="bytes").load()
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
-        raise DataError(f"data_dir: cannot read CIFAR-10 batch {path}: {exc}") from exc
+        raise DataError(f"data_dir: {path} is not a CIFAR-10 python batch (the files of {CIFAR10_URL}, "
+                        f"extracted); reading it failed: {type(exc).__name__}: {str(exc)[:160]}") from exc
     if not isinstance(batch, dict):
         raise DataError(f"data_dir: {path} is not a CIFAR-10 batch (expected a dict, got {type(batch).__name__})")
     batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in batch.items()}

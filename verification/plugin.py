@@ -59,6 +59,8 @@ _SEED: dict[str, object] = {"seed": None, "source": None}
 def pytest_addoption(parser):
     parser.addoption("--boundlab-json", default=os.environ.get("BOUNDLAB_JSON"),
                      help="write the verification summary (JSON) to this path")
+    parser.addoption("--boundlab-progress", action="store_true", default=False,
+                     help="one plain line per finished property: bound, examples, worst ratio, seconds, outcome")
     parser.addoption("--no-boundlab-external", action="store_true", default=False,
                      help="do not collect the property modules of installed boundlab.properties entry points")
 
@@ -83,6 +85,8 @@ def pytest_configure(config):
     environment variable BOUNDLAB_SEED, then :func:`boundlab.io.seeds.commit_seed` of the checked-out commit. Derandomized profiles keep
     their fixed per-test seeds (no global seed is forced)."""
     import hypothesis.core as hcore
+
+    _CONFIG["config"] = config
 
     given = config.getoption("hypothesis_seed", None)
     if given is not None:
@@ -154,3 +158,42 @@ def pytest_sessionfinish(session, exitstatus):
     if path and _LEDGER.records:
         profile = settings._current_profile  # noqa: SLF001 - the active profile name
         _LEDGER.write(path, profile=profile, seed=_SEED["seed"], extra={"seed_source": _SEED["source"]})
+
+
+_DONE = {"n": 0}
+_CONFIG: dict = {}
+
+
+def pytest_runtest_logreport(report):
+    """With ``--boundlab-progress``: a plain line per finished test (what ``boundlab verify`` shows outside a
+    terminal instead of minutes of dots), naming the bounds its property checked and their ledger numbers."""
+    config = _CONFIG.get("config")
+    if config is None or not config.getoption("--boundlab-progress") or report.when != "call":
+        return
+    _DONE["n"] += 1
+    from .properties import PROPERTIES
+
+    name = report.nodeid.split("::")[-1].split("[")[0]
+    module = report.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+    prop = PROPERTIES.get(f"{module}::{name}")
+    parts = []
+    if prop is not None:
+        for rec in (prop.bound, *prop.also):
+            led = _LEDGER.records.get(rec.name)
+            if led is not None:
+                ratio = led.worst_ratio if led.worst_ratio > float("-inf") else None
+                parts.append(f"{rec.name}: {led.examples} examples" + (f", worst ratio {ratio:.4g}" if ratio else ""))
+    total = _CONFIG.get("total") or "?"
+    line = (f"[{_DONE['n']}/{total}] {report.nodeid} {report.outcome} in {report.duration:.1f} s"
+            + (f" ({'; '.join(parts)})" if parts else ""))
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        if getattr(tr._tw, "width_of_current_line", 0):  # noqa: SLF001 - after pytest's progress dot
+            tr.write("\n")
+        tr.write_line(line)
+    else:
+        print(line, flush=True)
+
+
+def pytest_collection_finish(session):
+    _CONFIG["total"] = len(session.items)  # after -k deselection

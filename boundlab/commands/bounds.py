@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from ..io.results import metadata_block, write_json
-from ._common import console
+from ._common import console, output_file
 
 
 def cmd_bounds(args) -> int:
@@ -26,5 +26,5 @@ def cmd_bounds(args) -> int:
 
 def register(subparsers) -> None:
     s = subparsers.add_parser("bounds", help="list every registered bound")
-    s.add_argument("--json", default=None, metavar="OUT", help="also write the registry as JSON to OUT")
+    s.add_argument("--json", type=output_file, default=None, metavar="OUT", help="also write the registry as JSON to OUT")
     s.set_defaults(func=cmd_bounds)

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..io.results import metadata_block, write_json
-from ._common import CliError, console, positive_float, positive_int
+from ._common import CliError, console, output_file, positive_float, positive_int
 from ._progress import console_reporter
 
 
@@ -70,15 +70,18 @@ def register(subparsers) -> None:
                    help="small: minutes on 2 cores; paper: all digits, the paper's head sizes (default: %(default)s)")
     s.add_argument("--features", default=None, metavar="F.npz",
                    help="external frozen features: arrays tokens (n, s, d) and labels (n,)")
-    s.add_argument("--n-train", dest="n_train", type=positive_int, default=None)
-    s.add_argument("--n-test", dest="n_test", type=positive_int, default=None)
-    s.add_argument("--dim", type=positive_int, default=None, help="token dimension of the frozen embedding")
-    s.add_argument("--lam", type=positive_float, default=None, help="weight decay per training sample")
-    s.add_argument("--steps", type=positive_int, default=None, help="L-BFGS iterations")
+    s.add_argument("--n-train", dest="n_train", type=positive_int, default=None,
+                   help="training samples (default: 500 small, 1400 paper)")
+    s.add_argument("--n-test", dest="n_test", type=positive_int, default=None,
+                   help="test samples (default: every sample not used for training)")
+    s.add_argument("--dim", type=positive_int, default=None, help="token dimension of the frozen embedding (default: 6 small, 8 paper)")
+    s.add_argument("--lam", type=positive_float, default=None, help="weight decay per training sample (default: 1e-3)")
+    s.add_argument("--steps", type=positive_int, default=None, help="L-BFGS iterations (default: 300 small, 500 paper)")
     s.add_argument("--polish", type=positive_int, default=None,
                    help="most FISTA steps after Burer-Monteiro per convex head (the certified gap is reported)")
-    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--seed", type=int, default=None,
+                   help="seed of the embedding, the split and the training (default: 0)")
     s.add_argument("--out", default="boundlab-results", help="results folder (default: %(default)s)")
-    s.add_argument("--json", default=None, help="results path (default: OUT/convex_heads.json)")
+    s.add_argument("--json", type=output_file, default=None, help="results path (default: OUT/convex_heads.json)")
     s.set_defaults(func=cmd_convex_heads)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..io.results import read_json
-from ._common import console
+from ._common import console, device
 from .verify import add_verify_options, cmd_verify
 
 
@@ -57,5 +57,5 @@ def register(subparsers) -> None:
     s = subparsers.add_parser("demo", help="verification (ci profile) + a small TopoLip experiment + the HTML report")
     add_verify_options(s, campaign=False)
     s.add_argument("--skip-experiment", action="store_true", help="verification and report only")
-    s.add_argument("--device", default=None, help="cpu (default) or cuda for the experiment")
+    s.add_argument("--device", type=device, default=None, help="cpu (default) or cuda for the experiment")
     s.set_defaults(func=cmd_demo)

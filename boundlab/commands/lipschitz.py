@@ -19,9 +19,12 @@ from rich.table import Table
 from ..io.results import file_digest, metadata_block, write_json
 from ._common import (
     CliError,
+    device,
     console,
     err_console,
     load_npy,
+    load_npz,
+    output_file,
     positive_float,
     positive_int,
 )
@@ -113,35 +116,15 @@ def _load_attention(args):
     ``state_dict`` saved with ``torch.save``."""
     import zipfile
 
-    import numpy as np
 
     from boundlab.theory.attention import AttentionWeights
 
     p = Path(args.weights)
-    if not p.is_file():
-        raise CliError(f"WEIGHTS: file not found: {p}")
-    if zipfile.is_zipfile(p) and p.suffix.lower() != ".npz":
+    if p.is_file() and zipfile.is_zipfile(p) and (p.suffix.lower() != ".npz" or _is_torch_zip(p)):
         return _load_torch_attention(p, args.heads)
     if p.suffix.lower() in (".pt", ".pth"):
         return _load_torch_attention(p, args.heads)
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise CliError(f"WEIGHTS: {p} is a single .npy array; expected an .npz archive with arrays query, "
-                               f"key, value[, output] (or a torch nn.MultiheadAttention state_dict)")
-            missing = [k for k in ("query", "key", "value") if k not in data.files]
-            if missing:
-                raise CliError(f"WEIGHTS: {p} lacks arrays {missing} (expected query, key, value[, output]; has "
-                               f"{data.files})")
-            arrays = {k: data[k] for k in data.files}
-    except CliError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CliError(f"WEIGHTS: cannot read {p} as an .npz archive of numeric arrays ({type(exc).__name__}: "
-                       f"{str(exc)[:120]})") from exc
-    for k, a in arrays.items():
-        if a.dtype.kind not in "biuf":
-            raise CliError(f"WEIGHTS: array {k!r} of {p} has dtype {a.dtype}; expected real numbers")
+    arrays = load_npz(str(p), "WEIGHTS", ("query", "key", "value"))
     fused = [k for k in ("query", "key", "value") if arrays[k].ndim == 2]
     if fused and args.heads is None:
         raise CliError(f"--heads: {p} holds 2-D arrays {fused} (the fused (d, H*d_k) layout); say how many heads "
@@ -154,6 +137,14 @@ def _load_attention(args):
              f"{w.heads} head(s), d = {w.dim}, d_k = {w.head_dim}, output "
              f"{'given' if 'output' in arrays else 'identity on the concatenated heads'}"]
     return w, notes
+
+
+def _is_torch_zip(p: Path) -> bool:
+    """torch.save archives hold a ``*/data.pkl`` member; numpy .npz archives hold ``*.npy`` members only."""
+    import zipfile
+
+    with zipfile.ZipFile(p) as z:
+        return any(n.endswith("data.pkl") for n in z.namelist())
 
 
 def _load_torch_attention(p: Path, heads):
@@ -214,7 +205,8 @@ def register(subparsers) -> None:
                                 "lower bound in each norm")
     lsub = lip.add_subparsers(dest="layer", required=True)
     c = lsub.add_parser("conv", help="a conv kernel saved as .npy (c_out, c_in, k_h, k_w)")
-    c.add_argument("kernel", metavar="KERNEL.npy")
+    c.add_argument("kernel", metavar="KERNEL.npy",
+                   help="convolution kernel (out_channels, in_channels, k_h, k_w) saved with numpy.save")
     c.add_argument("--input-size", type=positive_int, required=True, help="spatial size n of the n x n input")
     c.add_argument("--padding", choices=("circular", "zeros"), default="circular",
                    help="circular (periodic convolution) or zeros (default: %(default)s)")
@@ -223,13 +215,15 @@ def register(subparsers) -> None:
                    "(default: k//2 per axis)")
     c.add_argument("--stride", type=positive_int, default=1, help="stride (default: %(default)s)")
     c.add_argument("--seed", type=int, default=0, help="seed of the lower-bound search (default: %(default)s)")
-    c.add_argument("--device", default=None, help="cpu (default) or cuda for the lower bound")
+    c.add_argument("--device", type=device, default=None, help="cpu (default) or cuda for the lower bound")
     c.add_argument("--include-planted", action="store_true", help="also list the planted false bounds")
-    c.add_argument("--json", default=None, metavar="OUT", help="write the rows as JSON to OUT")
+    c.add_argument("--json", type=output_file, default=None, metavar="OUT", help="write the rows as JSON to OUT")
     c.set_defaults(func=cmd_lipschitz_conv)
     a = lsub.add_parser("attention", help="attention weights: .npz (query, key, value[, output]) or a torch "
                         "nn.MultiheadAttention state_dict (.pt)")
-    a.add_argument("weights", metavar="WEIGHTS")
+    a.add_argument("weights", metavar="WEIGHTS",
+                   help="an .npz with query, key, value[, output] ((H, d, d_k) per head, or fused (d, H*d_k) with "
+                   "--heads), or a torch nn.MultiheadAttention state_dict (.pt) with --heads")
     a.add_argument("--tokens", type=positive_int, required=True, help="number of tokens n")
     a.add_argument("--radius", type=positive_float, required=True,
                    help="per-token radius R of the domain B_R^n (also the search domain of the lower bounds)")
@@ -239,7 +233,7 @@ def register(subparsers) -> None:
                    "(default: %(default)s)")
     a.add_argument("--steps", type=positive_int, default=30, help="ascent steps per restart (default: %(default)s)")
     a.add_argument("--seed", type=int, default=0, help="seed of the lower-bound search (default: %(default)s)")
-    a.add_argument("--device", default=None, help="cpu (default) or cuda for the lower bound")
+    a.add_argument("--device", type=device, default=None, help="cpu (default) or cuda for the lower bound")
     a.add_argument("--include-planted", action="store_true", help="also list the planted false bounds")
-    a.add_argument("--json", default=None, metavar="OUT", help="write the rows as JSON to OUT")
+    a.add_argument("--json", type=output_file, default=None, metavar="OUT", help="write the rows as JSON to OUT")
     a.set_defaults(func=cmd_lipschitz_attention)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from ._common import CliError, console, positive_float, positive_int
+from ._common import CliError, console, output_file, positive_float, positive_int
 from ._progress import console_reporter
 
 
@@ -94,5 +94,5 @@ def register(subparsers) -> None:
     s.add_argument("--workers", type=positive_int, default=None, help="run the units on a local Dask cluster")
     s.add_argument("--scheduler", default=None, help="run the units on an existing Dask cluster (tcp://HOST:PORT)")
     s.add_argument("--out", default="boundlab-results", help="results folder (default: %(default)s)")
-    s.add_argument("--json", default=None, metavar="OUT", help="also write the summary to OUT")
+    s.add_argument("--json", type=output_file, default=None, metavar="OUT", help="also write the summary to OUT")
     s.set_defaults(func=cmd_mutate)

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..io.results import metadata_block, write_json
-from ._common import CliError, console, positive_float, positive_int
+from ._common import CliError, console, device, output_file, positive_float, positive_int
 from ._progress import console_reporter
 
 FLOAT_FLOOR = 1e-13
@@ -75,11 +75,14 @@ def register(subparsers) -> None:
     s.add_argument("--depth", type=positive_int, default=6, help="layers (default: %(default)s)")
     s.add_argument("--heads", type=positive_int, default=2, help="heads per layer (default: %(default)s)")
     s.add_argument("--networks", type=positive_int, default=3, help="network seeds (default: %(default)s)")
-    s.add_argument("--qk-scale", dest="qk_scale", type=positive_float, default=1.0)
-    s.add_argument("--value-scale", dest="value_scale", type=positive_float, default=1.0)
-    s.add_argument("--mlp-scale", dest="mlp_scale", type=positive_float, default=1.0)
+    s.add_argument("--qk-scale", dest="qk_scale", type=positive_float, default=1.0,
+                   help="scale of the query/key weights (sharper attention when larger; default: %(default)s)")
+    s.add_argument("--value-scale", dest="value_scale", type=positive_float, default=1.0,
+                   help="scale of the value/output weights (default: %(default)s)")
+    s.add_argument("--mlp-scale", dest="mlp_scale", type=positive_float, default=1.0,
+                   help="scale of the MLP weights (lambda < 1 contracts; default: %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="seed of the inputs and the first network (default: 0)")
-    s.add_argument("--device", default=None, help="torch device, cpu or cuda[:N] (default: cpu)")
+    s.add_argument("--device", type=device, default=None, help="torch device, cpu or cuda[:N] (default: cpu)")
     s.add_argument("--out", default="boundlab-results", help="results folder (default: %(default)s)")
-    s.add_argument("--json", default=None, help="results path (default: OUT/rank_collapse.json)")
+    s.add_argument("--json", type=output_file, default=None, help="results path (default: OUT/rank_collapse.json)")
     s.set_defaults(func=cmd_rank_collapse)

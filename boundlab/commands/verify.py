@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..io.results import metadata_block, read_json
 from ..theory.registry import expectation_met
-from ._common import CliError, console, positive_int, seed_list
+from ._common import CliError, console, output_file, positive_int, seed_list
 
 
 def run_verification(profile: str, json_path: Path, select: str | None = None, corpus: str | None = None,
@@ -22,7 +22,7 @@ def run_verification(profile: str, json_path: Path, select: str | None = None, c
     from boundlab import verification
 
     vdir = Path(verification.__file__).resolve().parent
-    cmd = [sys.executable, "-m", "pytest", str(vdir), "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", str(vdir), "-q", "-p", "no:cacheprovider", "--boundlab-progress",
            f"--hypothesis-profile={profile}", f"--boundlab-json={json_path}", "--rootdir", str(vdir.parent)]
     if select:
         cmd += ["-k", select_expression(select)]
@@ -156,7 +156,7 @@ def add_verify_options(s, campaign: bool = True) -> None:
     s.add_argument("--profile", choices=("ci", "campaign", "thorough"), default="ci",
                    help="ci: 50 examples per property, seeded from the commit (the default test run); campaign: 100; "
                    "thorough: 1000 (default: %(default)s)")
-    s.add_argument("--json", default=None, help="summary path (default: OUT/verify.json)")
+    s.add_argument("--json", type=output_file, default=None, help="summary path (default: OUT/verify.json)")
     s.add_argument("-k", "--select", default=None,
                    help="pytest -k expression to run a subset; bound names (conv.kernel_matrix) select their properties")
     s.add_argument("--seed", type=int, default=None,
