@@ -1,7 +1,8 @@
 """Hot paths not covered elsewhere: convex attention heads, persistence-diagram distances.
 
 Each stores ``extra_info["ratio"]`` = baseline time / measured time (higher is better), the baseline measured in the
-same run, so that ``boundlab bench history`` tracks a machine-independent number.
+same run, so that ``boundlab bench history`` tracks a machine-independent number. Only correctness is asserted
+(never a time or a ratio).
 
 * Convex linear-attention head: cvxpy (Clarabel) + certification vs the Burer-Monteiro factored solve
   (L-BFGS + FISTA) to the same certified gap; both must reach the same optimum to 1e-5 relative.
@@ -15,17 +16,21 @@ import time
 
 import numpy as np
 
+BASELINE_REPEATS = 5
+
 
 def test_convex_linear_attention_head(benchmark):
     from boundlab.empirical.convex_heads import factored_solve
     from boundlab.theory import convex_attention as CA
+    from boundlab.theory.convex_attention._programs import _attention_problem
 
     rng = np.random.default_rng(0)
     tokens = rng.standard_normal((20, 5, 4))
     targets = rng.standard_normal((20, 5, 2))
-    sol = benchmark.pedantic(lambda: CA.linear_attention_program(tokens, targets, 0.5), rounds=3, iterations=1)
+    res = benchmark.pedantic(lambda: CA.linear_attention_program(tokens, targets, 0.5), rounds=3, iterations=1)
+    sol = getattr(res, "details", res)  # the registered evaluator returns a BoundValue holding the ConvexSolution
     t_cvx = benchmark.stats.stats.min
-    prob = CA._attention_problem(tokens, targets, 0.5, None, "squared", False, None, "linear_attention")
+    prob = _attention_problem(tokens, targets, 0.5, None, "squared", False, None, "linear_attention")
     t0 = time.perf_counter()
     bm = factored_solve(prob, seed=0)
     t_bm = time.perf_counter() - t0
@@ -44,9 +49,12 @@ def test_diagram_w2_distance(benchmark):
     d2 = persistence_diagrams(x + 0.05 * rng.standard_normal(x.shape), maxdim=0).finite[0]
     w2 = benchmark(diagram_distance, d1, d2, 2.0)
     t_w2 = benchmark.stats.stats.min
-    t0 = time.perf_counter()
-    wb = diagram_distance(d1, d2, "inf")
-    t_b = time.perf_counter() - t0
+    t_b = float("inf")
+    for _ in range(BASELINE_REPEATS):  # best of several, like the benchmarked minimum (one timing is noisy)
+        t0 = time.perf_counter()
+        wb = diagram_distance(d1, d2, "inf")
+        t_b = min(t_b, time.perf_counter() - t0)
     benchmark.extra_info.update({"baseline": "bottleneck distance (same diagrams)", "baseline_s": t_b,
-                                 "ratio": t_b / t_w2, "w2": w2, "bottleneck": wb})
+                                 "baseline_repeats": BASELINE_REPEATS, "ratio": t_b / t_w2, "w2": w2,
+                                 "bottleneck": wb})
     assert wb <= w2 * (1 + 1e-9)

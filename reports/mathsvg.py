@@ -78,9 +78,14 @@ def to_mathtext(latex: str) -> str:
 
 
 def strip_svg(svg: str) -> str:
-    """Drop the XML prolog and the RDF ``<metadata>`` block so the SVG can be inlined in HTML."""
+    """Drop the XML prolog and the RDF ``<metadata>`` block so the SVG can be inlined in HTML, and compact it:
+    coordinates to 0.01 (a hundredth of a point: invisible), runs of whitespace (matplotlib's indentation and the
+    newlines inside path data) to one space. Text content is short labels; squeezing its spaces changes nothing."""
     svg = svg[svg.index("<svg"):] if "<svg" in svg else svg
-    return re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"(?<![#\w])(-?\d+\.\d\d)\d+", r"\1", svg)
+    svg = re.sub(r">\s+<", "><", svg)
+    return re.sub(r"\s+", " ", svg)
 
 
 def latex_svg(latex: str, fontsize: float = 13) -> str | None:

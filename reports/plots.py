@@ -1,15 +1,20 @@
-"""Plots for the report: matplotlib (Agg) figures returned as inline ``<svg>`` strings (glyphs as paths, no fonts,
-no scripts, nothing fetched). Every function only draws the numbers it is given."""
+"""Plots for the report: matplotlib (Agg) figures returned as inline ``<svg>`` strings (text as SVG text in the
+page's sans-serif font, no scripts, nothing fetched). Every function only draws the numbers it is given; scatter
+plots of many cases are decimated (every violation and the extremes kept, the count of points shown said)."""
 
 from __future__ import annotations
 
 import io
 import math
+import re
 
 from .mathsvg import strip_svg
 
-_RC = {"svg.fonttype": "path", "font.size": 8, "axes.titlesize": 9, "axes.grid": True, "grid.alpha": 0.3,
-       "figure.dpi": 72}
+_RC = {"svg.fonttype": "none", "font.family": "sans-serif", "font.size": 8, "axes.titlesize": 9, "axes.grid": True,
+       "grid.alpha": 0.3, "figure.dpi": 72, "svg.hashsalt": "boundlab"}
+#: at most this many points per scatter plot (violations always kept)
+MAX_POINTS = 200
+CONFIDENCE_COLOURS = {"standard": "#2e7d32", "derived": "#1f5fbf", "reconstructed": "#e08a00", "planted": "#8e44ad"}
 
 
 def _plt():
@@ -21,41 +26,113 @@ def _plt():
     return plt
 
 
+def _log_axis(ax, which: str) -> None:
+    """Log scale with labelled decades only (minor labels overlap on short ranges)."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_locator(LogLocator(base=10, numticks=6))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def decimate(points: list[tuple[float, float]], keep=lambda p: False, limit: int = MAX_POINTS):
+    """At most ``limit`` points: every point with ``keep(p)`` true, then an even subsample of the others ordered by
+    their ratio y/x (so the extremes of the ratio stay). Deterministic."""
+    must = [p for p in points if keep(p)]
+    rest = [p for p in points if not keep(p)]
+    room = max(limit - len(must), 2)
+    if len(rest) > room:
+        rest.sort(key=lambda p: (p[1] / p[0]) if p[0] else math.inf)
+        step = (len(rest) - 1) / (room - 1)
+        rest = [rest[round(i * step)] for i in range(room)]
+    return must + rest
+
+
 def to_svg(fig, label: str) -> str:
     """Serialise ``fig`` to an inline SVG tagged with ``data-plot=label`` (the browser test looks for these)."""
     plt = _plt()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with plt.rc_context(_RC):  # svg.fonttype is read when saving: text stays text
+        fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     svg = strip_svg(buf.getvalue())
+    # shared styles: the page's CSS gives plot text its font (one rule instead of a font list per label)
+    svg = re.sub(r"font-family: [^;\"]+;? ?", "", svg)
+    svg = re.sub(r' transform="rotate\(-?0 [\d.]+ [\d.]+\)"', "", svg)
     return svg.replace("<svg ", f'<svg class="plot" data-plot="{label}" role="img" ', 1)
 
 
 def bound_scatter(lower: list[float], upper: list[float], name: str, kind: str) -> str:
-    """Empirical lower bound (x) vs the bound's value (y) over all cases, the line y = x, violations in red."""
+    """Empirical side (x) vs the bound's value (y) over all cases, the line y = x, violations in red; claims are
+    labelled as measured vs claimed side."""
     plt = _plt()
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(3.6, 3.2))
         pts = [(lo, up) for lo, up in zip(lower, upper) if math.isfinite(lo) and math.isfinite(up)]
-        ok = [(lo, up) for lo, up in pts if lo <= up]
-        bad = [(lo, up) for lo, up in pts if lo > up]
+        shown = decimate(pts, keep=lambda p: p[0] > p[1])
+        ok = [(lo, up) for lo, up in shown if lo <= up]
+        bad = [(lo, up) for lo, up in shown if lo > up]
         log = bool(pts) and all(lo > 0 and up > 0 for lo, up in pts)
         if ok:
-            ax.scatter(*zip(*ok), s=12, alpha=0.7, color="#1f77b4", label="lower <= bound")
+            ax.plot(*zip(*ok), ls="none", marker="o", ms=3, alpha=0.6, color="#1f77b4", mew=0, label="empirical <= bound")
         if bad:
-            ax.scatter(*zip(*bad), s=18, color="#d62728", marker="x", label="lower > bound (violation)")
+            ax.plot(*zip(*bad), ls="none", marker="x", ms=4, color="#d62728", label="empirical > bound (violation)")
         if pts:
             lo_all = min(min(p) for p in pts)
             hi_all = max(max(p) for p in pts)
             ax.plot([lo_all, hi_all], [lo_all, hi_all], color="k", lw=0.8, ls="--", label="y = x")
         if log:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-        ax.set_xlabel("exact value" if kind == "exact" else "empirical lower bound")
-        ax.set_ylabel("bound (theory)")
-        ax.set_title(name)
+            _log_axis(ax, "x")
+            _log_axis(ax, "y")
+        ax.set_xlabel({"exact": "ground truth", "claim": "measured side"}.get(kind, "empirical lower bound"))
+        ax.set_ylabel({"exact": "computed value", "claim": "claimed side"}.get(kind, "bound (theory)"))
+        ax.set_title(name if len(shown) == len(pts) else f"{name} ({len(shown)} of {len(pts)} cases shown)")
         ax.legend(fontsize=6, loc="upper left")
     return to_svg(fig, f"scatter:{name}")
+
+
+def bounds_overview(rows: list[dict]) -> str:
+    """The first figure of the report: per bound, the worst (filled) and median (open) witness ratio on a log axis,
+    coloured by confidence; ratio > 1 where the bound is expected to hold is a violation (red); falsified findings
+    and planted bounds are marked by their label. ``rows``: dicts with name, worst, median, confidence, expect,
+    falsified, met."""
+    plt = _plt()
+    rows = [r for r in rows if r.get("worst") is not None and math.isfinite(r["worst"]) and r["worst"] > 0]
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(7.6, 0.6 + 0.17 * max(len(rows), 3)))
+        ys = list(range(len(rows)))[::-1]
+        for y, r in zip(ys, rows):
+            colour = CONFIDENCE_COLOURS.get(r.get("confidence"), "#555555")
+            violation = r.get("expect") == "holds" and r["worst"] > 1.0
+            ax.plot([r["worst"]], [y], marker="o", ms=4.5, color="#d62728" if violation else colour, ls="none")
+            med = r.get("median")
+            if med is not None and math.isfinite(med) and med > 0:
+                ax.plot([med], [y], marker="o", ms=4.5, mfc="none", color=colour, ls="none")
+                ax.plot([min(med, r["worst"]), max(med, r["worst"])], [y, y], color=colour, lw=0.7, alpha=0.6)
+        ax.set_yticks(ys)
+        labels = []
+        for r in rows:
+            tag = (" [planted]" if r.get("confidence") == "planted" else
+                   " [falsified finding]" if r.get("expect") == "falsified" else "")
+            labels.append(r["name"] + tag + ("" if r.get("met", True) else "  UNEXPECTED"))
+        ax.set_yticklabels(labels, fontsize=6)
+        for tick, r in zip(ax.get_yticklabels(), rows):
+            if not r.get("met", True) or (r.get("expect") == "holds" and r["worst"] > 1.0):
+                tick.set_color("#d62728")
+        ax.axvline(1.0, color="#d62728", lw=0.8, ls="--")
+        if rows:
+            _log_axis(ax, "x")
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_xlabel("witness ratio = empirical / bound (filled: worst case, open: median; 1 = tight, > 1 = "
+                      "violated)")
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], marker="o", ls="none", color=c, label=k) for k, c in CONFIDENCE_COLOURS.items()]
+        handles.append(Line2D([], [], marker="o", ls="none", color="#d62728", label="violation"))
+        ax.legend(handles=handles, fontsize=6, loc="lower left", ncol=5, bbox_to_anchor=(0, 1.0), frameon=False)
+        fig.tight_layout()
+    return to_svg(fig, "overview:bounds")
 
 
 def ratio_hist(ratios: list[float], name: str) -> str:
@@ -68,7 +145,7 @@ def ratio_hist(ratios: list[float], name: str) -> str:
             lo, hi = min(vals), max(vals)
             pad = max((hi - lo) * 0.05, 1e-6 * max(abs(hi), 1e-300))  # all-equal ratios (exact bounds) still plot
             ax.hist(vals, bins=min(30, max(5, len(vals) // 3)), range=(lo - pad, hi + pad), color="#2ca02c",
-                    alpha=0.8)
+                    alpha=0.8, histtype="stepfilled")  # one path, not one rectangle per bin
         ax.axvline(1.0, color="#d62728", lw=1, ls="--", label="ratio = 1")
         ax.set_xlabel("tightness ratio = lower / bound")
         ax.set_ylabel("cases")
@@ -94,15 +171,35 @@ def layer_curves(panels: dict[str, dict[int, list[tuple[int, float]]]], title: s
                 ax.plot(xs, ys, marker="o", ms=2.5, lw=1, color=color, label=f"epoch {ep}")
             ax.set_title(metric)
             ax.set_xlabel("layer")
+            if len(epochs) <= 6:
+                ax.legend(fontsize=5, loc="best")
+            elif epochs:  # many epochs: the colour scale, first and last named, in the panel itself
+                ax.text(0.02, 0.96, f"colour: epoch {epochs[0]} (dark) .. {epochs[-1]} (light)", fontsize=5,
+                        transform=ax.transAxes, va="top")
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")
-        if names:
-            handles, labels = axes.flat[0].get_legend_handles_labels()
-            if handles:
-                fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=6,
-                           bbox_to_anchor=(0.5, -0.02))
         fig.suptitle(title)
-        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        fig.tight_layout()
+    return to_svg(fig, label)
+
+
+def training_curves(loss: list[tuple[float, float]], accuracy: list[tuple[float, float]], title: str,
+                    label: str) -> str:
+    """Loss and accuracy per epoch on two axes side by side (their scales have nothing in common)."""
+    plt = _plt()
+    with plt.rc_context(_RC):
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(5.6, 2.4))
+        for ax, pts, name, colour in ((a1, loss, "train loss", "#1f77b4"), (a2, accuracy, "clean accuracy", "#2ca02c")):
+            if pts:
+                xs, ys = zip(*sorted(pts))
+                ax.plot(xs, ys, marker="o", ms=2.5, lw=1, color=colour, label=name)
+                ax.legend(fontsize=6)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(name)
+        if accuracy:
+            a2.set_ylim(0, 1.02)
+        fig.suptitle(title)
+        fig.tight_layout()
     return to_svg(fig, label)
 
 
@@ -124,28 +221,3 @@ def xy_lines(series: dict[str, list[tuple[float, float]]], title: str, xlabel: s
         if any(series.values()):
             ax.legend(fontsize=6)
     return to_svg(fig, label)
-
-
-def bench_trend(commits: list[str], times: list[float], ratios: list[float | None], flags: list[bool],
-                name: str) -> str:
-    """Time (min, s) and in-run ratio across saved commits; flagged regressions in red."""
-    plt = _plt()
-    with plt.rc_context(_RC):
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.2, 2.6))
-        x = list(range(len(commits)))
-        ax1.plot(x, times, marker="o", lw=1)
-        ax1.set_ylabel("min time (s)")
-        rx = [(i, r) for i, r in zip(x, ratios) if r is not None]
-        if rx:
-            ax2.plot(*zip(*rx), marker="o", lw=1, color="#ff7f0e")
-        ax2.set_ylabel("in-run ratio (baseline / target)")
-        for i, f in zip(x, flags):
-            if f:
-                for ax in (ax1, ax2):
-                    ax.axvline(i, color="#d62728", lw=1, ls=":")
-        for ax in (ax1, ax2):
-            ax.set_xticks(x)
-            ax.set_xticklabels([c[:8] for c in commits], rotation=45, fontsize=6)
-        fig.suptitle(name, fontsize=8)
-        fig.tight_layout()
-    return to_svg(fig, f"bench:{name}")

@@ -125,7 +125,9 @@ def fake_topology(monkeypatch):
 
 TINY = X.ExperimentConfig(dataset="digits", image_size=8, models=("attn", "conv"), scale="tiny", epochs=2,
                           probe_epochs=(0, 1, 2), probe=16, seeds=(0,),
-                          robustness=RobustnessConfig(eps=(8 / 255,), noise_sigmas=(8 / 255,), pgd_steps=2))
+                          robustness=RobustnessConfig(eps=(8 / 255,), noise_sigmas=(8 / 255,), pgd_steps=2),
+                          target_accuracy=0.15, certify_eps=(2 / 255,), certify_points=1, certify_samples=8,
+                          certify_steps=1, sensitivity_probes=(12,), sensitivity_sigmas=(4 / 255,), bootstrap=200)
 
 
 def test_run_experiment_files_skip_and_resume(tmp_path, fake_topology):
@@ -144,9 +146,27 @@ def test_run_experiment_files_skip_and_resume(tmp_path, fake_topology):
     assert ep["layers"][0]["layer"] == ("embed" if doc["model"] == "attn" else "conv1")  # model's names
     assert isinstance(doc["network_upper_bound"], float) and math.isfinite(doc["network_upper_bound"])
     assert doc["config"]["topolip"]["topolip_order"] == "inf" and doc["config"]["probe"]["n"] == 16
+    # the new fields: accuracy trace every epoch, the matched checkpoint, brackets and the sensitivity settings
+    assert [t["epoch"] for t in doc["accuracy_trace"]] == [0, 1, 2]
+    m = doc["matched"]
+    assert m["target_accuracy"] == 0.15 and (m["epoch"] is None) == ("reason" in m)
+    if m["epoch"] is not None:  # measured in full there, with its brackets and weights
+        assert any(e["epoch"] == m["epoch"] and e.get("matched") for e in doc["epochs"])
+        assert m["probe_accuracy"] >= 0.15 and (units[0].parent / "weights_matched.pt").is_file()
+        assert "2/255" in m["certify"]["per_eps"]
+    row = doc["certify"]["per_eps"]["2/255"]
+    p = row["points"][0]
+    assert row["n_points"] == 1 and p["certified_upper"] >= p["empirical_lower"] > 0
+    assert doc["certify"]["global"]["value"] == doc["network_upper_bound"]
+    assert [(s["factor"], s["n"]) for s in doc["sensitivity"]] == [("probe", 12), ("sigma", 16)]
+    assert all(len(s["layers"]) == len(doc["layer_names"]) - 1 for s in doc["sensitivity"])
+    assert (units[0].parent / "weights.pt").is_file() and not (units[0].parent / "checkpoint.pt").exists()
     verd = json.loads(res["path"].read_text())
     assert verd["kind"] == "topolip_verdicts" and {c["verdict"] for c in verd["claims"]} <= {
         "supported", "contradicted", "inconclusive"}
+    for c in verd["claims"]:
+        assert {"final", "matched", "grid"} <= set(c) and c["grid"]["base"].split(" ")[0] == c["verdict"]
+        assert set(c["grid"]) >= {"base", "variant B", "probe 12", "noise 4/255", "eps 2/255"}
     # rerun: finished units are skipped (a rerun that retrains would call the measurements again)
     calls = fake_topology["calls"]
     again = X.run_experiment(TINY, tmp_path)
@@ -163,6 +183,24 @@ def test_run_experiment_files_skip_and_resume(tmp_path, fake_topology):
     ref = X.run_experiment(ref_cfg, tmp_path / "ref")["units"][0]
     assert done["train_loss"] == ref["train_loss"]  # resumed training = uninterrupted training
     assert done["epochs"][-1]["clean_accuracy"] == ref["epochs"][-1]["clean_accuracy"]
+    # the brackets and the matched checkpoint survive the kill unchanged (every draw seeded, BLAS threads fixed)
+    assert _same_brackets(done, ref)
+    assert done["matched"]["epoch"] == ref["matched"]["epoch"]
+
+
+def _same_brackets(a, b):
+    """Brackets equal up to their timings (seconds differ between runs)."""
+    strip = lambda doc: [{k: v for k, v in p.items() if k != "seconds"}  # noqa: E731
+                         for r in doc["certify"]["per_eps"].values() for p in r["points"]]
+    return strip(a) == strip(b)
+
+
+def _exit_status(argv) -> int:
+    """``main``'s exit status, whether a command returned it or argparse exited (a bad option type)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
 
 
 def test_cli_errors(tmp_path, fake_topology, capsys):
@@ -174,7 +212,7 @@ def test_cli_errors(tmp_path, fake_topology, capsys):
     assert main(base + ["--probe", "5000"]) == 2
     assert "probe" in capsys.readouterr().err
     if not torch.cuda.is_available():
-        assert main(base + ["--device", "cuda"]) == 2
+        assert _exit_status(base + ["--device", "cuda"]) == 2  # refused by argparse, before any work
         assert "cuda" in capsys.readouterr().err
     # a corrupted checkpoint with --resume: one line naming the file, exit 2
     data = load_dataset("digits", size=8)
@@ -185,6 +223,90 @@ def test_cli_errors(tmp_path, fake_topology, capsys):
     ck.write_bytes(b"\x00broken")
     assert main(base + ["--models", "conv", "--seeds", "0", "--resume"]) == 2
     assert "checkpoint.pt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, option, echoed", [
+    (["--eps", "-1"], "--eps", "'-1'"),                       # the typed value, not -0.0039 on pixel scale
+    (["--eps", "2,0"], "--eps", "'0'"),
+    (["--eps", "300"], "--eps", "'300'"),                     # > 255/255: beyond the pixel range
+    (["--certify-eps", "-2"], "--certify-eps", "'-2'"),
+    (["--sensitivity-sigmas", "x"], "--sensitivity-sigmas", "'x'"),
+    (["--target-accuracy", "1.5"], "--target-accuracy", "'1.5'"),
+    (["--target-accuracy", "0.8,0.9"], "--target-accuracy", "'0.8,0.9'"),
+    (["--data-dir", "/nonexistent"], "--data-dir", "cifar10"),  # digits are bundled: never silently ignored
+    (["--max-train", "10"], "--max-train", "cifar10"),
+    (["--probe-epochs", "0,9"], "--probe-epochs", "[9]"),
+    (["--probe", "2"], "--probe", ">= 3"),                    # a config-level check, named by its option
+    (["--bootstrap", "5"], "--bootstrap", ">= 100"),
+    (["--certify-points", "300"], "--certify-points", "300"),
+    (["--epochs", "-1"], "--epochs", ">= 0"),                 # 0 is accepted (no training), so the message says >= 0
+    (["--device", "gpu"], "--device", "'gpu'"),               # argparse type of _common.device, before any work
+])
+def test_cli_bad_input_names_the_option(argv, option, echoed, capsys, monkeypatch):
+    import boundlab.empirical.topolip_experiment as mod
+
+    monkeypatch.setattr(mod, "run_experiment", lambda *a, **k: pytest.fail("work started on bad input"))
+    code = _exit_status(["experiment", "topolip"] + (["--epochs", "2"] if argv[0] != "--epochs" else []) + argv)
+    err = capsys.readouterr()
+    assert code == 2 and option in err.err and echoed in err.err and not err.out
+    assert "Traceback" not in err.err
+
+
+def test_cli_config_epochs_zero_help_and_protocol_epochs(capsys):
+    import argparse
+
+    from boundlab.commands import experiment as E
+
+    parser = argparse.ArgumentParser()
+    E.register(parser.add_subparsers())
+    cfg = E._config(parser.parse_args(["experiment", "topolip", "--epochs", "0"]))
+    assert cfg.epochs == 0 and cfg.epochs_probed == (0,)  # 0: no training, the initialisation is measured
+    # --protocol with another --epochs keeps the protocol's shape (init and final) instead of refusing epoch 12
+    cfg = E._config(parser.parse_args(["experiment", "topolip", "--protocol", "--epochs", "3"]))
+    assert cfg.epochs == 3 and cfg.epochs_probed == (0, 3) and len(cfg.seeds) == 5
+    cfg = E._config(parser.parse_args(["experiment", "topolip", "--eps", "1,2/1", "--target-accuracy", "none"]))
+    assert cfg.robustness.eps == pytest.approx((1 / 255, 2 / 255)) and cfg.target_accuracy is None
+    topolip = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
+        "experiment"]._subparsers._group_actions[0].choices["topolip"]
+    options = [a for a in topolip._actions if a.option_strings and a.dest != "help"]
+    assert len(options) >= 20
+    for a in options:  # every option has help text that states its default
+        assert a.help and "default" in a.help, a.option_strings
+    with pytest.raises(SystemExit):
+        parser.parse_args(["experiment", "topolip", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 means no training" in text and "(default: boundlab-results)" in text and "(default: digits)" in text
+
+
+def test_cli_log_without_tty_has_no_doubled_blank_lines(tmp_path, capsys, monkeypatch):
+    """Outside a terminal (capsys: not a TTY) the progress log is one plain line per event and the verdict table
+    follows without runs of blank lines."""
+    import boundlab.empirical.topolip_experiment as mod
+    from boundlab.io.progress import emit
+
+    docs = [_doc(m, s, 0.1 * (s + 1), 1.0 + s, 0.5) for s in (0, 1) for m in ("attn", "conv", "vit")]
+
+    def fake_run(cfg, out, *, progress=None, **kw):
+        emit(progress, "units", 0, 2, "unit a: started")
+        emit(progress, "units", 1, 2, "unit a: finished")
+        emit(progress, "units", 2, 2)
+        return {"units": docs, "verdicts": X.verdicts(docs, n_boot=200), "path": tmp_path / "verdicts.json"}
+
+    monkeypatch.setattr(mod, "run_experiment", fake_run)
+    assert main(["experiment", "topolip", "--out", str(tmp_path), "--epochs", "1"]) == 0
+    got = capsys.readouterr()
+    assert "\n\n" not in got.err and "\n\n" not in got.out.strip("\n")
+    assert all(line.startswith("[") for line in got.err.splitlines())  # timestamped plain lines, no bars
+    assert "\x1b[" not in got.err and "{v}" not in got.out and "TopoLip claims" in got.out
+
+
+def test_spearman_metric_names_the_variant():
+    vals = {"attn": (1.0, 0.9), "vit": (2.0, 0.7), "conv": (3.0, 0.5)}
+    docs = [_doc(m, s, 0.1, t, r) for s in (0, 1) for m, (t, r) in vals.items()]
+    for c in X.verdicts(docs, n_boot=200):
+        assert "{" not in c["metric"] and "{" not in c.get("detail", ""), c["id"]
+    sp = _claim(X.verdicts(docs, n_boot=200, variant="B"), "topolip_vs_robustness.spearman")
+    assert "TopoLip variant B, max over hidden layers" in sp["metric"]
 
 
 def test_real_topology_end_to_end(tmp_path):

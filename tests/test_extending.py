@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,10 @@ SAMPLE = Path(__file__).parent / "data" / "sample_bounds"
 @pytest.fixture(scope="module")
 def sample_env(tmp_path_factory):
     site = tmp_path_factory.mktemp("site")
+    src = tmp_path_factory.mktemp("src") / "sample_bounds"  # built from a copy: the checkout stays untouched
+    shutil.copytree(SAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(site), str(SAMPLE)], check=True, capture_output=True, timeout=300)
+                    "--no-index", "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
     env = dict(os.environ)
     env["PYTHONPATH"] = str(site) + os.pathsep + env.get("PYTHONPATH", "")
     return env

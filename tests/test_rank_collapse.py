@@ -125,8 +125,8 @@ def test_beta_value_matrix_forms():
 
 
 def test_cor32_lambda_and_spread():
-    assert R.mlp_lipschitz(np.eye(2), np.eye(2)) == pytest.approx(1.0, rel=1e-9)
-    assert R.mlp_lipschitz(np.array([[1.0, 1.0]]), np.array([[1.0], [1.0]])) == pytest.approx(2.0, rel=1e-9)
+    assert R.mlp_lipschitz(np.eye(2), np.eye(2)).value == pytest.approx(1.0, rel=1e-9)
+    assert R.mlp_lipschitz(np.array([[1.0, 1.0]]), np.array([[1.0], [1.0]])).value == pytest.approx(2.0, rel=1e-9)
     layers = one_layer()
     x = np.array([[0.0], [1.0]])
     mlp = [(np.full((1, 1), 3.0), np.zeros(1), np.full((1, 1), 1.0), np.zeros(1))]

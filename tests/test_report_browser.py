@@ -39,7 +39,8 @@ def _driver(profile_dir: Path):
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
 
 
-def test_report_renders_in_headless_chromium(tmp_path):
+def test_report_renders_in_headless_chromium(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOUNDLAB_BENCH_HISTORY", "")  # the fixture's runs only, not the committed benchmarks/history
     report = build_report(DATA, tmp_path / "out")
     driver = _driver(tmp_path / "profile")
     try:
@@ -49,13 +50,30 @@ def test_report_renders_in_headless_chromium(tmp_path):
         resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         count = lambda css: driver.execute_script(f"return document.querySelectorAll({css!r}).length")  # noqa: E731
         found = {css: count(css) for css in (
-            "section#bounds", "section#sdp", "section#experiments", "section#benchmarks", "#verdicts",
+            "section#overview", "section#bounds", "section#teeth", "section#sdp", "section#experiments", "section#benchmarks", "#verdicts",
             "svg[data-plot^='scatter:']", "svg[data-plot^='ratio:']", "svg[data-plot^='layers:']",
             "svg[data-plot^='robustness:']", "svg[data-plot^='bench:']", ".math svg", "table.verdicts tr",
             ".sdp table")}
         # the plots were laid out (non-zero size), not just present in the DOM
         sizes = driver.execute_script("return [...document.querySelectorAll('svg.plot')].map("
                                       "s => s.getBoundingClientRect().width * s.getBoundingClientRect().height)")
+        js = driver.execute_script
+        # the first screen: the overview figure and the filterable, sortable table
+        overview = count("svg[data-plot='overview:bounds']")
+        rows = lambda: js("return [...document.querySelectorAll('#bound-table tbody tr')]"  # noqa: E731
+                          ".filter(r => r.style.display !== 'none').map(r => r.cells[0].textContent)")
+        all_rows = rows()
+        box = driver.find_element("id", "bound-filter")
+        box.send_keys("planted")
+        filtered = rows()
+        box.clear()
+        js("document.getElementById('bound-filter').dispatchEvent(new Event('input'))")
+        js("document.querySelectorAll('#bound-table thead th')[0].click()")
+        sorted_rows = rows()
+        # a link to a collapsed card opens it
+        closed_before = js("return document.querySelectorAll('details.bound:not([open])').length")
+        js("location.hash = '#bound-planted-conv-no-k-factor'")
+        opened = js("return document.getElementById('bound-planted-conv-no-k-factor').open")
         shots = Path(os.environ.get("BOUNDLAB_SCREENSHOT_DIR", tmp_path))
         shots.mkdir(parents=True, exist_ok=True)
         assert driver.save_screenshot(str(shots / "report.png"))
@@ -71,3 +89,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert found["svg[data-plot^='scatter:']"] == 3 and found["svg[data-plot^='bench:']"] == 2, found
     assert sizes and min(sizes) > 100, sizes  # breaks on: SVGs that do not render (zero-size boxes)
     assert (shots / "report.png").stat().st_size > 10_000
+    assert overview == 1
+    assert filtered == ["planted.conv_no_k_factor"] and len(all_rows) == 3, (filtered, all_rows)
+    assert sorted_rows == sorted(all_rows), sorted_rows  # breaks on: a header click that does not sort
+    assert closed_before >= 1 and opened, (closed_before, opened)

@@ -44,8 +44,12 @@ def test_report_has_every_section_and_bound(report_html):
 
 
 def test_report_is_self_contained(report_html):
-    # breaks on: any CDN script/stylesheet/font/image or script at all (the report must work offline)
-    assert "<script" not in report_html and "<link" not in report_html and "@import" not in report_html
+    # breaks on: any CDN script/stylesheet/font/image (the report must work offline); the one inline script
+    # (table sorting/filtering, tested in Chromium) fetches nothing
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", report_html, flags=re.S)
+    assert len(scripts) == 1 and scripts[0][0].strip() == "", [a for a, _ in scripts]
+    assert not re.search(r"fetch\(|XMLHttpRequest|import\(|\.src\s*=", scripts[0][1])
+    assert "<link" not in report_html and "@import" not in report_html
     refs = re.findall(r'(?:src|href|xlink:href)\s*=\s*"([^"]*)"', report_html)
     assert all(r.startswith("#") or r.startswith("data:") for r in refs), [r for r in refs if not r.startswith("#")]
     assert "url(http" not in report_html
@@ -162,7 +166,8 @@ def test_bench_history_time_only_benchmark(tmp_path):
     assert s.points[-1].regression and s.points[-1].time_change == pytest.approx(1.5)
 
 
-def test_cli_bench_history(tmp_path, capsys):
+def test_cli_bench_history(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BOUNDLAB_BENCH_HISTORY", "")  # the fixture runs only, not the committed benchmarks/history
     assert main(["bench", "history", "--out", str(DATA)]) == 1  # breaks on: regression not turning the exit nonzero
     assert "REGRESSION" in capsys.readouterr().out
     ok = tmp_path / "ok"
@@ -200,3 +205,28 @@ def test_reports_never_import_torch(tmp_path):
             f"load_results({str(DATA)!r}); plots.ratio_hist([1.0, 0.5], 'x'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"  # breaks on: reports pulling in torch
+
+
+def test_cli_report_new_flags_csv_and_compare(tmp_path, capsys, monkeypatch):
+    """--out is the results folder (as in every command), --html the report file, --csv the tables, --compare a
+    diff against an older folder: a property falsified only in the new run is listed as newly falsified."""
+    import json
+
+    monkeypatch.setenv("BOUNDLAB_BENCH_HISTORY", "")
+    new = _copy(tmp_path / "new")
+    assert main(["report", "--out", str(new), "--html", str(tmp_path / "r.html"), "--csv", str(tmp_path / "csv")]) == 0
+    assert (tmp_path / "r.html").is_file() and not (new / "report.html").exists()
+    bounds_csv = (tmp_path / "csv" / "bounds.csv").read_text().splitlines()
+    assert bounds_csv[0].startswith("bound,kind,confidence") and len(bounds_csv) == 4  # header + 3 properties
+    assert (tmp_path / "csv" / "verdicts.csv").is_file() and (tmp_path / "csv" / "comparisons.csv").is_file()
+    old = _copy(tmp_path / "old")
+    doc = json.loads((new / "verify.json").read_text())
+    for p in doc["properties"]:
+        if p["bound"] == "conv.kernel_matrix":
+            p["falsified"], p["worst_ratio"] = True, 1.5
+    (new / "verify.json").write_text(json.dumps(doc))
+    assert main(["report", "--out", str(new), "--compare", str(old)]) == 0
+    page = (new / "report.html").read_text()
+    assert 'id="changes"' in page and "newly falsified" in page and "expectation changed" in page
+    assert main(["report", "--out", str(new), "--compare", str(tmp_path / "nope")]) == 2
+    assert "--compare" in capsys.readouterr().err

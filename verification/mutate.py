@@ -31,7 +31,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 
 from boundlab.io.executor import Unit, commit_result, unit_key
-from boundlab.io.results import git_commit, metadata_block, read_json, write_json
+from boundlab.io.results import config_hash, file_digest, git_commit, metadata_block, read_json, write_json
 from boundlab.io.seeds import commit_seed
 from boundlab.theory.registry import Bound, all_bounds, get, mutated
 
@@ -203,6 +203,26 @@ def mutate_unit(bound: str, mutant: str, result_path: str, profile: str, max_exa
     return {"bound": bound, "mutant": mutant, "caught": doc["caught"], "seconds": doc["seconds"]}
 
 
+def code_digest(record: Bound) -> str:
+    """sha256 over the source files a mutant's verdict depends on: the modules of the bound's evaluator and of its
+    properties (with the strategies and helpers beside them: every ``.py`` of their folders). A unit whose code
+    changed is a new unit, so a rerun into the same folder never reuses a verdict of other code."""
+    import inspect
+    import sys
+
+    files = set()
+    modules = {getattr(record.evaluate, "__module__", None)}
+    modules |= {p.module for p in properties_of(record.name)}
+    for name in filter(None, modules):
+        src = getattr(sys.modules.get(name), "__file__", None)
+        if src:
+            files |= set(Path(src).parent.glob("*.py"))
+    src = inspect.getsourcefile(Ledger)  # the comparison rules themselves
+    if src:
+        files |= set(Path(src).parent.glob("*.py"))
+    return config_hash({f"{f.parent.name}/{f.name}": file_digest(f) for f in sorted(files)})
+
+
 def mutation_units(out_dir, bounds=None, factors=DEFAULT_FACTORS, profile: str = "ci",
                    max_examples: int | None = None, seed: int | None = None, formula: bool = True,
                    corpus_root: str | Path | None = None) -> list[Unit]:
@@ -212,11 +232,13 @@ def mutation_units(out_dir, bounds=None, factors=DEFAULT_FACTORS, profile: str =
     records = [get(b) for b in bounds] if bounds else all_bounds()
     if seed is None:  # the ci profile's seed of this commit: a rerun of the analysis on a commit is the same run
         seed = commit_seed(git_commit())
+    load_property_modules()
+    code = {rec.name: code_digest(rec) for rec in records}
     units = []
     for rec in records:
         for spec in mutants_of(rec, factors, formula):
             cfg = {"bound": rec.name, "mutant": spec.name, "profile": profile, "max_examples": max_examples,
-                   "seed": seed}
+                   "seed": seed, "code": code[rec.name]}
             key = unit_key(f"{rec.name}:{spec.name}", cfg)
             path = Path(out_dir) / "mutate" / rec.name / f"{key.rpartition('-')[2]}-{_slug(spec.name)}.json"
             units.append(Unit(key, mutate_unit, {"bound": rec.name, "mutant": spec.name, "result_path": str(path),

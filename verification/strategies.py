@@ -113,11 +113,12 @@ def attention_cases(draw, max_tokens: int = 5, radius=(0.1, 4.0), min_tokens: in
 
 
 @st.composite
-def hard_attention_cases(draw, heads: int = 1):
+def hard_attention_cases(draw, heads: int = 1, min_n: int = 32, max_n: int = 256):
     """The tight family of the sqrt(n) term of the bounded-domain attention bounds: n - 1 query tokens R e1 attending
     to one key token R e2 through A = a e1 e2^T (d = 2, d_k = 1), with ||A|| R^2 in [3, 8] and n in [32, 256]: the
-    attention is nearly hard and the local constant at these tokens (array ``x0``) grows like sqrt(n) ||M||."""
-    n = draw(st.integers(32, 256))
+    attention is nearly hard and the local constant at these tokens (array ``x0``) grows like sqrt(n) ||M||
+    (``min_n``/``max_n`` narrow the token counts)."""
+    n = draw(st.integers(min_n, max_n))
     ar2 = draw(st.floats(3.0, 8.0))
     r = draw(log_uniform(0.5, 2.0))
     seed = draw(seeds)

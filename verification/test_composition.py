@@ -133,8 +133,10 @@ def conv_stack_cases(draw):
     k2 = np.resize(k2, (k2.shape[0], co, *k2.shape[2:]))
     aligned = draw(st.booleans())
     if aligned:
-        k1 = np.full((1, 1, *k1.shape[2:]), abs(float(k1.flat[0])) + 0.1)
-        k2 = np.full((1, 1, *k2.shape[2:]), abs(float(k2.flat[0])) + 0.1)
+        # DC norms log-uniform in [0.5, 20]: the product exceeds the sum (a wrong rule) once both exceed ~2.6
+        n1, n2 = draw(log_uniform(0.5, 20.0)), draw(log_uniform(0.5, 20.0))
+        k1 = np.full((1, 1, *k1.shape[2:]), n1 / (k1.shape[2] * k1.shape[3]))
+        k2 = np.full((1, 1, *k2.shape[2:]), n2 / (k2.shape[2] * k2.shape[3]))
     n = draw(st.integers(max(k1.shape[2], k1.shape[3], k2.shape[2], k2.shape[3]), 6))
     return Case({"k1": c1, "k2": c2, "n": n, "seed": c1["seed"], "aligned": aligned}, {"kernel1": k1, "kernel2": k2})
 

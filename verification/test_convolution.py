@@ -112,3 +112,34 @@ test_upper_conv_kernel_matrix = _upper(C.kernel_matrix_bound, ("circular", "zero
 test_upper_conv_singla_four_reshape = _upper(C.four_reshape_bound, ("circular", "zeros"))
 test_upper_conv_gram_iteration = _upper(C.gram_iteration_bound, ("circular", "zeros"), n_iter=3)
 test_upper_conv_zero_padded_upper = _upper(C.zero_padded_upper, ("zeros",))
+
+
+@st.composite
+def full_padding_cases(draw):
+    """The regime where the padding amount matters most: an alternating (Nyquist) kernel ``K = s a b^T`` per
+    channel pair, ``a_i = (-1)^i`` of length k_h, ``b_j = (-1)^j`` of length k_w, on a small input (n <= k) with
+    zero padding up to ``k - 1`` per side (at least one side full). The padded output sees the whole alternating
+    kernel, so the exact norm exceeds every circular value on a grid that ignores the padding amounts (the
+    issue-12 case: [1,-1,1]^T [1,-1,1] on 2x2 with padding 2: exact 5, the k//2 grid gives 4)."""
+    kh, kw = draw(st.integers(2, 4)), draw(st.integers(2, 4))
+    co, ci = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    s = draw(log_uniform(0.1, 10.0))
+    seed = draw(seeds)
+    rng = np.random.default_rng(seed)
+    a = (-1.0) ** np.arange(kh)
+    b = (-1.0) ** np.arange(kw)
+    signs = rng.choice([-1.0, 1.0], size=(co, ci, 1, 1))
+    k = s * signs * np.outer(a, b)[None, None]  # (co, ci, kh, kw)
+    h, w = draw(st.integers(1, kh)), draw(st.integers(1, kw))
+    full = draw(st.booleans())
+    pads = [kh - 1, kh - 1, kw - 1, kw - 1] if full else [
+        kh - 1, draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1)), kw - 1]
+    return Case({"kind": "alternating_full_padding", "seed": seed, "scale": s, "input_size": [h, w],
+                 "padding": pads, "stride": 1}, {"kernel": k})
+
+
+@bound_property(C.zero_padded_upper, cases=full_padding_cases(), rtol=RTOL_UPPER)
+def test_zero_padded_upper_full_padding(check, case):
+    """conv.zero_padded_upper where the padding amounts decide the value (the tight regime of small inputs)."""
+    # wrong code caught: the padding assumed k//2 instead of the given amounts, a grid without the padding margin
+    check.upper(_truth(case), check.bound(conv_layer_of(case)))

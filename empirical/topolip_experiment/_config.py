@@ -65,6 +65,20 @@ class ExperimentConfig:
     topolip_variant: str = "A"           # which variant the claims compare (B, C, D are in the result files)
     threads: int = 1                     # torch intra-op threads per unit: fixed so numbers match on any executor
     toy_init: str = "kaiming"            # initialisation of the toy Attn/Conv ("pytorch": PyTorch's default)
+    # matched clean accuracy: the first epoch whose probe clean accuracy reaches the target is measured in full
+    target_accuracy: float | None = 0.8
+    # certified local brackets [empirical lower, certified upper] at the final epoch (all radii) and at the matched
+    # checkpoint (the first radius), on the first certify_points probe images
+    certify_eps: tuple[float, ...] = (2 / 255, 1 / 255, 8 / 255)
+    certify_points: int = 3
+    certify_norm: str = "linf"
+    certify_samples: int = 32            # empirical search per region: random points / vertices,
+    certify_steps: int = 4               # projected-ascent steps from the best 2 of them
+    # sensitivity at the final epoch (one factor at a time around the base probe size and topolip_sigma)
+    sensitivity_probes: tuple[int, ...] = (200, 500, 1000)
+    sensitivity_sigmas: tuple[float, ...] = (2 / 255, 4 / 255, 8 / 255)
+    bootstrap: int = 2000                # resamples of the paired bootstrap of every compared quantity
+    bootstrap_seed: int = 2024
 
     def model_config(self, model: str):
         """The widths/depths of ``model`` at this scale (toy models with ``toy_init``)."""
@@ -93,6 +107,23 @@ class ExperimentConfig:
         for e in self.probe_epochs or ():
             if not (isinstance(e, int) and 0 <= e <= self.epochs):
                 raise InputError(f"probe_epochs: expected integers in 0..{self.epochs}, got {e!r}")
+        if self.target_accuracy is not None:
+            t = positive_float("target_accuracy", self.target_accuracy)
+            if t > 1:
+                raise InputError(f"target_accuracy: expected a fraction in (0, 1], got {t}")
+        for i, e in enumerate(self.certify_eps):
+            positive_float(f"certify_eps[{i}]", e)
+        positive_int("certify_points", self.certify_points, minimum=0)
+        if self.certify_points > self.probe:
+            raise InputError(f"certify_points: {self.certify_points} exceeds the probe size {self.probe}")
+        choice("certify_norm", self.certify_norm, ("linf", "l2"))
+        positive_int("certify_samples", self.certify_samples, minimum=0)
+        positive_int("certify_steps", self.certify_steps, minimum=0)
+        for i, n in enumerate(self.sensitivity_probes):
+            positive_int(f"sensitivity_probes[{i}]", n, minimum=3)
+        for i, v in enumerate(self.sensitivity_sigmas):
+            positive_float(f"sensitivity_sigmas[{i}]", v)
+        positive_int("bootstrap", self.bootstrap, minimum=100)
         self.robustness.validate()
         return self
 
@@ -126,7 +157,16 @@ def unit_config(cfg: ExperimentConfig, model: str, seed: int, data: ImageData, t
             "shift": {"kind": cfg.shift, "severity": cfg.shift_severity},
             "robustness": cfg.robustness.as_dict(), "topolip": topo_dict(topo),
             "lipschitz": "certified upper bound per block on the pixel box (theory.composition.network_bound)",
-            "torch_threads": cfg.threads}
+            "torch_threads": cfg.threads,
+            "matched": {"target_accuracy": cfg.target_accuracy, "rule": "first epoch whose clean accuracy on the "
+                        "probe split reaches the target; measured in full there"},
+            "certify": {"eps": list(cfg.certify_eps), "points": cfg.certify_points, "norm": cfg.certify_norm,
+                        "samples": cfg.certify_samples, "steps": cfg.certify_steps, "restarts": 2,
+                        "bound": "local.lipschitz_l2", "region": "eps-ball around each of the first probe images, "
+                        "intersected with the pixel box [0, 1]"},
+            "sensitivity": {"probes": list(cfg.sensitivity_probes), "sigmas": list(cfg.sensitivity_sigmas),
+                            "design": "one factor at a time around (probe, topolip_sigma); H0 diagrams, final "
+                            "epoch"}}
 
 
 def unit_name(model: str, dataset: str, seed: int, ucfg: dict) -> str:

@@ -14,7 +14,7 @@ from ._config import ExperimentConfig, topo_config, topo_dict, unit_config, unit
 from ._units import data_and_probe, unit_task
 from ._verdicts import verdicts
 
-__all__ = ["run_experiment", "DEMO_CONFIG", "run_demo"]
+__all__ = ["run_experiment", "DEMO_CONFIG", "PROTOCOL_CONFIG", "run_demo"]
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, device=None, progress=None,
@@ -44,15 +44,23 @@ def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, devi
     ran = executor.run(tasks, progress=progress)
     units = [{**read_json(t.result_path), "skipped": bool((ran.get(t.key) or {}).get("skipped"))} for t in tasks]
     table = verdicts(units, topo_degree=topo.topolip_degree, topo_order=topo.topolip_order,
-                     variant=cfg.topolip_variant, how=cfg.topolip_summary)
+                     variant=cfg.topolip_variant, how=cfg.topolip_summary, n_boot=cfg.bootstrap,
+                     seed=cfg.bootstrap_seed)
     config = {"command": "experiment topolip", "dataset": cfg.dataset, "data": data.summary(),
               "models": list(cfg.models), "seeds": list(cfg.seeds), "scale": cfg.scale, "epochs": cfg.epochs,
               "probe": cfg.probe, "probe_seed": cfg.probe_seed, "probe_epochs": list(cfg.epochs_probed),
               "topolip": topo_dict(topo), "topolip_variant": cfg.topolip_variant,
               "topolip_summary": cfg.topolip_summary, "topolip_sigma": cfg.topolip_sigma,
               "shift": {"kind": cfg.shift, "severity": cfg.shift_severity}, "robustness": cfg.robustness.as_dict(),
-              "verdict_rule": "paired by seed: supported if every seed agrees with the claim, contradicted if none "
-                              "does, else (or < 2 seeds, or a null) inconclusive",
+              "verdict_rule": "paired by seed: bootstrap 95% percentile interval of the mean paired difference "
+                              "(log scale for positive scale-like quantities); supported if the interval lies on "
+                              "the claim's side of 0, contradicted if on the other side, else (or < 2 seeds, or a "
+                              "null) inconclusive; exact sign-flip test reported beside it; smoothness claims "
+                              "also on the certified end (a's certified upper vs b's empirical lower)",
+              "bootstrap": {"resamples": cfg.bootstrap, "seed": cfg.bootstrap_seed},
+              "target_accuracy": cfg.target_accuracy,
+              "certify": {"eps": list(cfg.certify_eps), "points": cfg.certify_points, "norm": cfg.certify_norm},
+              "sensitivity": {"probes": list(cfg.sensitivity_probes), "sigmas": list(cfg.sensitivity_sigmas)},
               "units": [d.get("unit") for d in units]}
     path = write_json(out / "topolip" / "verdicts.json",
                       {**metadata_block(config, None), "kind": "topolip_verdicts", "claims": table,
@@ -62,8 +70,22 @@ def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, devi
 
 
 DEMO_CONFIG = ExperimentConfig(dataset="digits", image_size=16, models=MODELS, scale="tiny", epochs=3,
-                               probe_epochs=(0, 3), probe=100, seeds=(0, 1), robustness=RobustnessConfig(eps=(2 / 255, 8 / 255),
-                                                                         noise_sigmas=(8 / 255,), pgd_steps=5))
+                               probe_epochs=(0, 3), probe=100, seeds=(0, 1),
+                               robustness=RobustnessConfig(eps=(2 / 255, 8 / 255), noise_sigmas=(8 / 255,),
+                                                           pgd_steps=5),
+                               target_accuracy=0.5, certify_eps=(2 / 255,), certify_points=1, certify_samples=16,
+                               certify_steps=2, sensitivity_probes=(50,), sensitivity_sigmas=(4 / 255,),
+                               bootstrap=500)
+
+#: the documented full protocol on digits (docs/protocol.md): four models, 5 seeds, matched accuracy 0.8
+PROTOCOL_CONFIG = ExperimentConfig(dataset="digits", image_size=16, models=MODELS, scale="small", epochs=12,
+                                   probe_epochs=(0, 12), probe=200, seeds=(0, 1, 2, 3, 4),
+                                   robustness=RobustnessConfig(eps=(1 / 255, 2 / 255, 4 / 255, 8 / 255),
+                                                               noise_sigmas=(2 / 255, 4 / 255, 8 / 255),
+                                                               pgd_steps=10),
+                                   target_accuracy=0.8, certify_eps=(2 / 255, 1 / 255), certify_points=2,
+                                   certify_samples=32, certify_steps=2,
+                                   sensitivity_probes=(200, 500, 1000), sensitivity_sigmas=(2 / 255, 4 / 255, 8 / 255))
 
 
 def run_demo(out_dir, device=None, progress=None) -> Path:

@@ -16,11 +16,19 @@ from ...io.seeds import derive_seed
 from .._torch import resolve_device, torch_threads
 from ..data import ImageData, corrupt, gaussian_noise, load_dataset, probe_indices
 from ..models import build_model, certified_bounds
-from ..robustness import robustness_report
-from ..training import fit, load_checkpoint
+from ..robustness import eps_key, robustness_report
+from ..training import evaluate_accuracy, fit, load_checkpoint, save_checkpoint
 from ._config import ExperimentConfig, default_train_config, topo_config, unit_config, unit_name
 
-__all__ = ["make_probe", "run_unit", "unit_task", "data_and_probe"]
+__all__ = ["make_probe", "run_unit", "unit_task", "data_and_probe", "load_unit", "WEIGHTS", "WEIGHTS_MATCHED"]
+
+#: the weights a finished unit keeps (final epoch, matched-accuracy checkpoint): what ``boundlab certify`` reads
+WEIGHTS, WEIGHTS_MATCHED = "weights.pt", "weights_matched.pt"
+
+
+def _save_weights(path: Path, model, h: str, epoch: int) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_checkpoint(path, {"model": state, "config_hash": h, "epoch": epoch})
 
 
 @torch.no_grad()
@@ -55,6 +63,74 @@ def _measure(model, probe: dict, cfg: ExperimentConfig, topo, seed: int) -> dict
     return {"clean_accuracy": rob.pop("clean"), "robustness": rob, "network_upper_bound": bounds["network"],
             "block_upper_bounds": bounds["blocks"], "layers": layers,
             "seconds": {"bounds_and_clouds": t1 - t0, "topology": t2 - t1, "robustness": t3 - t2}}
+
+
+def _certify(model, probe: dict, cfg: ExperimentConfig, seed: int, eps_list, progress, label: str) -> dict | None:
+    """Brackets [empirical lower, certified upper] on the first ``cfg.certify_points`` probe images (BLAS limited to
+    ``cfg.threads`` threads, so the numbers do not depend on the executor)."""
+    if not cfg.certify_points or not eps_list:
+        return None
+    from threadpoolctl import threadpool_limits
+
+    from ..certify import SearchConfig, bracket_model
+
+    was = model.training
+    model.eval()
+    try:
+        with threadpool_limits(cfg.threads):
+            return bracket_model(model, probe["clean"][:cfg.certify_points].cpu(), list(eps_list),
+                                 norm=cfg.certify_norm, seed=derive_seed(seed, "certify", label),
+                                 search=SearchConfig(cfg.certify_samples, 2, cfg.certify_steps),
+                                 progress=progress, label=label)
+    finally:
+        model.train(was)
+
+
+def sensitivity_settings(cfg: ExperimentConfig, n_test: int) -> list[dict]:
+    """The one-factor-at-a-time settings of the sensitivity grid (the base setting, which the main measurement
+    covers, excluded): probe sizes at ``topolip_sigma``, noise levels at the base probe size. A size above the
+    test split is clipped to the whole split (``n`` < ``probe``), said in the grid."""
+    out, seen = [], {(cfg.probe, round(cfg.topolip_sigma, 12))}
+    for n in cfg.sensitivity_probes:
+        key = (min(n, n_test), round(cfg.topolip_sigma, 12))
+        if key not in seen and key[0] >= 3:
+            seen.add(key)
+            out.append({"factor": "probe", "probe": n, "n": key[0], "sigma": cfg.topolip_sigma})
+    for sg in cfg.sensitivity_sigmas:
+        key = (cfg.probe, round(sg, 12))
+        if key not in seen:
+            seen.add(key)
+            out.append({"factor": "sigma", "probe": cfg.probe, "n": cfg.probe, "sigma": sg})
+    return out
+
+
+def _sensitivity(model, data: ImageData, cfg: ExperimentConfig, topo, seed: int, device, progress) -> list[dict]:
+    """Per-layer measurements (H0 diagrams) of every sensitivity setting at the current weights."""
+    from dataclasses import replace
+
+    from ..topolip import layer_measurements
+
+    settings = sensitivity_settings(cfg, data.x_test.shape[0])
+    light = replace(topo, degrees=(0,), orders=(topo.topolip_order,), topolip_degree=0)
+    bounds = certified_bounds(model)
+    out = []
+    for i, st in enumerate(settings):
+        t0 = time.perf_counter()
+        idx = torch.from_numpy(probe_indices(data.x_test.shape[0], st["n"], derive_seed(cfg.probe_seed,
+                                                                                         "sensitivity", st["n"])))
+        x = data.x_test[idx].to(device)
+        pert = gaussian_noise(x, st["sigma"], derive_seed(cfg.probe_seed, "sensitivity.noise", st["n"],
+                                                          eps_key(st["sigma"])))
+        clouds = [_clouds(model, t) for t in (x, pert, corrupt(x, cfg.shift, cfg.shift_severity))]
+        layers = layer_measurements(clouds[0], clouds[1], config=light, shifted=clouds[2],
+                                    lipschitz=[None] + list(bounds["blocks"]), seed=seed)
+        names = model.layer_names()
+        for row in layers:
+            row["layer"] = names[row["index"]] if 0 <= row.get("index", -1) < len(names) else row.get("layer")
+        out.append({**st, "layers": layers, "seconds": time.perf_counter() - t0})
+        emit(progress, "sensitivity", i + 1, len(settings), f"sensitivity {st['factor']}: n={st['n']}, "
+             f"sigma={st['sigma']:.4g}")
+    return out
 
 
 def make_probe(data: ImageData, cfg: ExperimentConfig, device: torch.device) -> dict:
@@ -99,36 +175,134 @@ def _run_unit(cfg, model_name, seed, data, probe, out_dir, *, resume, device, pr
     if resume and ckpt.is_file():
         state = load_checkpoint(ckpt, h)  # fail early, with the file named, on a corrupted or foreign checkpoint
         emit(progress, "units", message=f"{uname}: resuming after epoch {int(state['epoch'])}")
+    matched_done = False
+    if resume and ckpt.is_file():
+        matched_done = any(isinstance(e, dict) and e.get("matched") for e in state["log"])
     t0 = time.perf_counter()
     model = build_model(model_name, channels=data.channels, image_size=data.image_size, num_classes=data.num_classes,
                         mean=data.mean, std=data.std, config=cfg.model_config(model_name), seed=seed).to(dev)
     tcfg = default_train_config(model_name, cfg.epochs, seed)
     probed = set(cfg.epochs_probed)
+    flags = {"matched": matched_done}
+    target = cfg.target_accuracy
 
     def on_epoch(m, e):
-        if e not in probed:
-            return None
-        emit(progress, f"{model_name} s{seed}", message=f"{model_name} seed {seed}: probing epoch {e}")
-        return {"epoch": e, **_measure(m, probe, cfg, topo, seed)}
+        acc = evaluate_accuracy(m, probe["clean"], probe["labels"])
+        entry = {"epoch": e, "probe_accuracy": acc}
+        matched = target is not None and not flags["matched"] and acc >= target
+        if e in probed or matched:
+            emit(progress, f"{model_name} s{seed}", message=f"{model_name} seed {seed}: probing epoch {e}"
+                 + (f" (matched accuracy {acc:.3f} >= {target})" if matched else ""))
+            entry["measurement"] = {"epoch": e, **_measure(m, probe, cfg, topo, seed)}
+        if matched:
+            flags["matched"] = True
+            entry["matched"] = True
+            _save_weights(udir / WEIGHTS_MATCHED, m, h, e)
+            entry["certify"] = _certify(m, probe, cfg, seed, cfg.certify_eps[:1], progress,
+                                        f"{model_name} s{seed} certify (matched, epoch {e})")
+        if e == cfg.epochs:
+            entry["certify_final"] = _certify(m, probe, cfg, seed, cfg.certify_eps, progress,
+                                              f"{model_name} s{seed} certify (final)")
+            entry["sensitivity"] = _sensitivity(m, data, cfg, topo, seed, probe["clean"].device, progress)
+        return entry
 
     out = fit(model, data.x_train.to(dev), data.y_train.to(dev), tcfg, checkpoint=ckpt, resume=resume, run_hash=h,
               on_epoch=on_epoch, progress=progress)
-    epochs = []
+    epochs, trace, matched, final_extra = [], [], None, {}
     for entry in out["log"]:
         e = entry["epoch"]
-        epochs.append({"epoch": e, "train_loss": out["train_loss"][e] if e < len(out["train_loss"]) else None,
-                       **{k: v for k, v in entry.items() if k != "epoch"}})
+        trace.append({"epoch": e, "probe_accuracy": entry.get("probe_accuracy")})
+        meas = entry.get("measurement")
+        if meas is not None:
+            epochs.append({"epoch": e, "train_loss": out["train_loss"][e] if e < len(out["train_loss"]) else None,
+                           **{k: v for k, v in meas.items() if k != "epoch"},
+                           **({"matched": True} if entry.get("matched") else {})})
+        if entry.get("matched"):
+            matched = {"target_accuracy": target, "epoch": e, "probe_accuracy": entry.get("probe_accuracy"),
+                       "certify": entry.get("certify")}
+        if e == cfg.epochs:
+            final_extra = {"certify": entry.get("certify_final"), "sensitivity": entry.get("sensitivity") or []}
+    if matched is None:
+        best = max(trace, key=lambda t: t["probe_accuracy"] or -1.0) if trace else {}
+        matched = {"target_accuracy": target, "epoch": None, "probe_accuracy": None, "certify": None,
+                   "reason": ("no target set" if target is None else
+                              f"never reached: best probe accuracy {best.get('probe_accuracy')} at epoch "
+                              f"{best.get('epoch')}")}
     final = epochs[-1] if epochs else {}
     doc = {**metadata_block(ucfg, seed), "kind": "topolip_run", "status": "finished", "model": model_name,
            "dataset": cfg.dataset, "unit": uname, "layer_names": model.layer_names(),
            "network_upper_bound": final.get("network_upper_bound"), "train_loss": out["train_loss"],
-           "epochs": epochs, "seconds": time.perf_counter() - t0, "device": str(dev)}
+           "epochs": epochs, "accuracy_trace": trace, "matched": matched, "certify": final_extra.get("certify"),
+           "sensitivity": final_extra.get("sensitivity", []), "seconds": time.perf_counter() - t0,
+           "device": str(dev)}
+    _save_weights(udir / WEIGHTS, model, h, cfg.epochs)  # before the commit: a finished unit has its weights
     if not commit_result(result_path, doc):  # another executor finished this unit first: keep its result
         doc = read_json(result_path)
         doc["skipped"] = True
     if ckpt.is_file():
         ckpt.unlink()  # the finished result holds everything; the checkpoint only served resume
     return doc
+
+
+def load_unit(unit_dir, *, checkpoint: str = "final", data_dir=None):
+    """A finished unit folder as ``(doc, model in eval mode, data, probe images)`` for ``boundlab certify``.
+
+    ``checkpoint``: ``"final"`` (``weights.pt``) or ``"matched"`` (``weights_matched.pt``). Every problem is an
+    :class:`InputError` naming ``MODEL_DIR`` (or ``--checkpoint``/``--data-dir``): not a folder, no finished
+    ``result.json`` of kind ``topolip_run``, weights missing or written for another configuration."""
+    from ...theory.validate import InputError
+    from ..models import ModelConfig
+
+    d = Path(unit_dir)
+    if not d.is_dir():
+        raise InputError(f"MODEL_DIR: {d} is not a folder")
+    rp = d / "result.json"
+    if not rp.is_file():
+        raise InputError(f"MODEL_DIR: {d} is not an experiment unit (no result.json)")
+    try:
+        doc = read_json(rp)
+    except ResultFileError as exc:
+        raise InputError(f"MODEL_DIR: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != "topolip_run" or doc.get("status") != "finished":
+        raise InputError(f"MODEL_DIR: {rp} is not a finished topolip_run result")
+    cfg = doc.get("config") or {}
+    if checkpoint not in ("final", "matched"):
+        raise InputError(f"--checkpoint: expected final or matched, got {checkpoint!r}")
+    wp = d / (WEIGHTS if checkpoint == "final" else WEIGHTS_MATCHED)
+    if not wp.is_file():
+        what = "the final weights" if checkpoint == "final" else "matched-accuracy weights (target never reached?)"
+        raise InputError(f"MODEL_DIR: {d} has no {wp.name} ({what})")
+    state = load_checkpoint_weights(wp, config_hash(cfg))
+    data_summary = cfg.get("data") or {}
+    try:
+        data = load_dataset(cfg["dataset"], data_dir, size=data_summary.get("image_size", 16))
+    except KeyError as exc:
+        raise InputError(f"MODEL_DIR: {rp} lacks the config entry {exc}") from exc
+    mc = ModelConfig(**cfg["model_config"])
+    model = build_model(cfg["model"], channels=data.channels, image_size=data.image_size,
+                        num_classes=data.num_classes, mean=data.mean, std=data.std, config=mc, seed=int(cfg["seed"]))
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise InputError(f"MODEL_DIR: {wp} does not fit the unit's model: {exc}") from exc
+    model.eval()
+    pr = cfg.get("probe") or {}
+    idx = torch.from_numpy(probe_indices(data.x_test.shape[0], int(pr["n"]), int(pr["seed"])))
+    return doc, model, data, data.x_test[idx]
+
+
+def load_checkpoint_weights(path: Path, expect_hash: str) -> dict:
+    from ...theory.validate import InputError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise InputError(f"MODEL_DIR: {path} is corrupted or not boundlab weights ({type(exc).__name__})") from exc
+    if not isinstance(state, dict) or "model" not in state:
+        raise InputError(f"MODEL_DIR: {path} holds no model weights")
+    if state.get("config_hash") != expect_hash:
+        raise InputError(f"MODEL_DIR: {path} was written for another configuration than its result.json")
+    return state
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,267 @@
+"""Certified local brackets: the interval type, the model descriptions, soundness and first-order exactness on the
+studied architectures, the CLI and the report section."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from boundlab.cli import main
+from boundlab.empirical.certify import bracket_model, network_of, region_lower_bound, torch_function
+from boundlab.empirical.lipschitz import jacobian_norm
+from boundlab.empirical.models import MODELS, ModelConfig, build_model
+from boundlab.theory import local as TL
+from boundlab.theory.local import Box, LocalProblem, Options, Region, certify, evaluate
+from boundlab.io.seeds import derive_seed
+from boundlab.theory.validate import InputError
+
+CFG = ModelConfig(width=8, depth=2, heads=2, patch=4, mlp_ratio=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """2 shared cores: torch's intra-op threads oversubscribe them; restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _model(name, seed=0):
+    m = build_model(name, channels=1, image_size=8, num_classes=4, mean=(0.3,), std=(0.3,), config=CFG, seed=seed)
+    m = m.double().eval()
+    if name == "resnet":  # non-trivial eval statistics, so the BatchNorm enclosure is exercised
+        g = torch.Generator().manual_seed(seed)
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_var.copy_(0.2 + torch.rand(mod.running_var.shape, generator=g, dtype=torch.float64))
+                mod.running_mean.copy_(0.3 * torch.randn(mod.running_mean.shape, generator=g, dtype=torch.float64))
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
+
+
+# --------------------------------------------------------------------------- the interval type
+def test_box_operations_enclose_every_member():
+    """Every Box operation must contain the exact result for members drawn from the operand boxes. Catches a radius
+    formula missing a term (e.g. |a| r_b in products), a reciprocal/sqrt/exp endpoint taken on the wrong side, or
+    a softmax enclosure that is not monotone-correct."""
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        am, bm = rng.standard_normal((3, 4)) * 3, rng.standard_normal((4, 2)) * 3
+        ar, br = rng.random((3, 4)) * 0.5, rng.random((4, 2)) * 0.5
+        a, b = Box(am, ar), Box(bm, br)
+        pos = Box(np.abs(am) + ar + 0.1, ar)
+        ops = {"matmul": (lambda x, y: x @ y, a @ b), "mul": (lambda x, y: x * y[:, :1].T, a * Box(bm[:, :1].T, br[:, :1].T)),
+               "exp": (lambda x, y: np.exp(x), a.exp()), "square": (lambda x, y: x * x, a.square()),
+               "softmax": (lambda x, y: np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True), a.softmax())}
+        for _ in range(50):
+            x = am + ar * rng.uniform(-1, 1, am.shape)
+            y = bm + br * rng.uniform(-1, 1, bm.shape)
+            for name, (f, box) in ops.items():
+                v = f(x, y)
+                assert (box.lower <= v).all() and (v <= box.upper).all(), (name, trial)
+            xp = pos.mid + pos.rad * rng.uniform(-1, 1, am.shape)
+            for name, f, box in (("reciprocal", lambda t: 1 / t, pos.reciprocal()), ("sqrt", np.sqrt, pos.sqrt())):
+                v = f(xp)
+                assert (box.lower <= v).all() and (v <= box.upper).all(), name
+
+
+# --------------------------------------------------------------------------- descriptions of the models
+@pytest.mark.parametrize("name", MODELS)
+def test_description_is_the_model(name):
+    """The theory description (numpy evaluation and its torch function) equals the model on random inputs. Catches
+    a transposed weight, a wrong patch order, a missed BatchNorm statistic or LayerNorm eps, a dropped residual
+    or shortcut, a wrong pooling."""
+    m = _model(name)
+    net = network_of(m)
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        ref = m(x).numpy()
+        tf = torch_function(net)(x).numpy()
+    npv = np.stack([evaluate(net, xi.numpy()) for xi in x])
+    assert np.allclose(ref, tf, rtol=1e-10, atol=1e-12) and np.allclose(ref, npv, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_certificate_is_first_order_exact_on_tiny_regions(name):
+    """At eps -> 0 every ReLU is stable and the smooth layers' spread vanishes, so the certificate must converge to
+    the exact ||J_f(x0)||_2 (dense Jacobian). Catches a wrong attention / LayerNorm Jacobian formula, a wrong
+    BatchNorm scale, a wrong transposed convolution or stride, a residual path counted twice or dropped."""
+    m = _model(name, seed=1)
+    net = network_of(m)
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64) * 0.8 + 0.1
+    exact = float(jacobian_norm(lambda z: m(z), x)[0])
+    small, big = (certify(LocalProblem.create(net, Region.create(x[0].numpy(), e))).value for e in (1e-9, 1e-7))
+    assert exact <= small <= exact * (1 + 1e-5), (name, exact, small)
+    # the excess over the exact value is first order in eps: 100x smaller region, (at least) 10x smaller excess
+    # (+ the outward rounding, amplified through the layers: ~1e-6 relative for the 17 ReLU layers of ResNet-18)
+    assert small - exact <= (big - exact) / 10 + 1e-5 * exact, (name, exact, small, big)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_certified_upper_dominates_region_search(name):
+    """Soundness on every studied architecture at a radius where ReLUs flip and softmax moves: the certified bound is
+    >= the largest Jacobian norm the region search finds. Catches an unsound residual merge of generators, a BN or
+    normalisation scale enclosed on the wrong side, an unstable neuron treated as stable."""
+    m = _model(name, seed=2)
+    net = network_of(m)
+    g = torch.Generator().manual_seed(3)
+    for i in range(2):
+        x = torch.rand((1, 8, 8), generator=g, dtype=torch.float64)
+        eps = 4 / 255
+        cert = certify(LocalProblem.create(net, Region.create(x.numpy(), eps)))
+        emp = region_lower_bound(m, x, eps, samples=32, restarts=2, steps=4, seed=i).lower_bound
+        assert emp <= cert.value * (1 + 1e-9), (name, emp, cert.value)
+
+
+def test_dropping_the_unstable_term_is_caught_on_a_model():
+    """The planted slip on a real architecture: with the unstable ReLUs' derivative set to 0, some region of a conv
+    model has a searched Jacobian above the slipped bound (so the search has the power to catch it)."""
+    m = _model("conv", seed=4)
+    net = network_of(m)
+    g = torch.Generator().manual_seed(5)
+    caught = False
+    for i in range(6):
+        x = torch.rand((1, 8, 8), generator=g, dtype=torch.float64)
+        prob = LocalProblem.create(net, Region.create(x.numpy(), 16 / 255))
+        slipped = certify(prob, Options(mutant_drop_unstable=True)).value
+        emp = region_lower_bound(m, x, 16 / 255, samples=32, seed=i).lower_bound
+        assert emp <= certify(prob).value * (1 + 1e-9)
+        caught |= emp > slipped * (1 + 1e-9)
+    assert caught
+
+
+def test_generator_norm_bound_dominates_every_member():
+    """The backward set's generator part is bounded by min(||A||_2 ||B||_2, ||A^T |B| ||_2): both must dominate
+    ||At^T B||_2 for every |At| <= A (drawn: random signs and scales, and the extreme points of the set), and the
+    entrywise bound is the smaller one when the generators' supports are disjoint (unstable neurons)."""
+    from boundlab.theory.local.propagate import _Back, _norm_bound
+
+    rng = np.random.default_rng(derive_seed(0, "test.generator_norm"))
+    for disjoint in (False, True):
+        k, n, m = 4, 30, 25
+        A = rng.uniform(0, 1, (m, k))
+        B = np.eye(m, n) * rng.normal(size=(m, 1)) if disjoint else rng.normal(size=(m, n))
+        st = _Back(rng.normal(size=(k, n)), A, B, np.zeros((k, n)))
+        mid, gen, rem = _norm_bound(st)
+        assert mid >= np.linalg.norm(st.M, 2) and rem < 1e-300  # round_up(0) is the smallest subnormal
+        for _ in range(200):
+            At = A * rng.choice([-1.0, 1.0], size=A.shape) * (rng.uniform(size=A.shape) if _ % 2 else 1.0)
+            assert np.linalg.norm(At.T @ B, 2) <= gen
+        product = np.linalg.norm(A, 2) * np.linalg.norm(B, 2)
+        if disjoint:
+            assert gen < 0.9 * product  # the entrywise bound wins on disjoint supports
+        assert gen <= product * (1 + 1e-9)  # never worse than the product bound (up to the rounding up)
+
+
+def test_bad_input_is_one_error_naming_the_argument():
+    net = network_of(_model("conv"))
+    good = np.full((1, 8, 8), 0.5)
+    with pytest.raises(InputError, match="center"):
+        Region.create(np.full((1, 8, 8), np.nan), 0.1)
+    with pytest.raises(InputError, match="eps"):
+        Region.create(good, -0.1)
+    with pytest.raises(InputError, match="norm"):
+        Region.create(good, 0.1, norm="l1")
+    with pytest.raises(InputError, match="region"):
+        LocalProblem.create(net, Region.create(np.full((1, 4, 4), 0.5), 0.1))
+    with pytest.raises(InputError, match="center"):
+        Region.create(np.full((1, 8, 8), 1.5), 0.1)  # outside the pixel box it is clipped to
+    with pytest.raises(InputError, match="layers"):
+        TL.Network.create((3,), [TL.Dense.create(np.ones((2, 4)))])
+    with pytest.raises(InputError, match="images"):
+        bracket_model(_model("conv"), torch.full((1, 1, 8, 8), float("nan")), [2 / 255])
+
+
+def test_brackets_and_global_bound():
+    """bracket_model: certified >= empirical per point, ratios consistent, the global bound and its explanation."""
+    m = _model("resnet")
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    res = bracket_model(m, x, [1 / 255, 2 / 255], seed=0)
+    assert set(res["per_eps"]) == {"1/255", "2/255"}
+    for row in res["per_eps"].values():
+        assert row["n_points"] == 2
+        for p in row["points"]:
+            assert p["certified_upper"] >= p["empirical_lower"] > 0
+            assert math.isclose(p["ratio"], p["certified_upper"] / p["empirical_lower"])
+    g = res["global"]
+    assert g["value"] > 0 and g["why_vacuous"] and g["largest_factors"]
+
+
+# --------------------------------------------------------------------------- CLI and report on a finished unit
+@pytest.fixture(scope="module")
+def finished_unit(tmp_path_factory):
+    from boundlab.empirical.robustness import RobustnessConfig
+    from boundlab.empirical.topolip_experiment import ExperimentConfig, run_experiment
+
+    out = tmp_path_factory.mktemp("unit")
+    cfg = ExperimentConfig(image_size=8, models=("conv",), scale="tiny", epochs=1, probe_epochs=(1,), probe=12,
+                           seeds=(0,), robustness=RobustnessConfig(eps=(2 / 255,), noise_sigmas=(8 / 255,), pgd_steps=1),
+                           target_accuracy=None, certify_eps=(2 / 255,), certify_points=1, certify_samples=8,
+                           certify_steps=1, sensitivity_probes=(), sensitivity_sigmas=(), bootstrap=200)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = run_experiment(cfg, out)
+    finally:
+        torch.set_num_threads(n)
+    return out, out / "topolip" / res["units"][0]["unit"]
+
+
+def test_cli_certify_writes_brackets(finished_unit, tmp_path, capsys):
+    _, unit = finished_unit
+    out = tmp_path / "b.json"
+    assert main(["certify", str(unit), "--eps", "2/255", "4/255", "--points", "2", "--samples", "8", "--steps", "1",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["kind"] == "certify_brackets" and set(doc["per_eps"]) == {"2/255", "4/255"}
+    assert all(p["certified_upper"] >= p["empirical_lower"] for r in doc["per_eps"].values() for p in r["points"])
+    assert doc["config"]["weights_sha256"].startswith("sha256:")
+
+
+def _code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own type errors
+        return exc.code
+
+
+def test_cli_certify_errors(finished_unit, tmp_path, capsys):
+    """Bad input: an error on stderr naming the argument, exit 2, before any work."""
+    _, unit = finished_unit
+    cases = [([str(tmp_path / "nope")], "MODEL_DIR"), ([str(tmp_path)], "MODEL_DIR"),
+             ([str(unit), "--eps", "-1"], "--eps"), ([str(unit), "--eps", "nan"], "--eps"),
+             ([str(unit), "--points", "0"], "--points"), ([str(unit), "--points", "500"], "--points"),
+             ([str(unit), "--checkpoint", "matched"], "MODEL_DIR")]
+    for argv, name in cases:
+        assert _code(["certify", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert name in err.strip().splitlines()[-1], (argv, err)  # the last line names the argument
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "result.json").write_text(json.dumps({"kind": "topolip_run", "status": "finished"}))
+    assert _code(["certify", str(broken)]) == 2
+    assert "MODEL_DIR" in capsys.readouterr().err
+
+
+def test_report_renders_brackets_and_survives_a_malformed_field(finished_unit, tmp_path):
+    import shutil
+
+    from boundlab.reports.html import build
+
+    root, unit = finished_unit
+    html, res = build(root, tmp_path / "rep")
+    text = html.read_text()
+    assert "Brackets at the final epoch" in text and "Verdict-by-setting grid" in text
+    bad = tmp_path / "bad"
+    shutil.copytree(root, bad)
+    doc = json.loads((bad / "topolip" / unit.name / "result.json").read_text())
+    doc["certify"] = {"per_eps": "oops"}
+    (bad / "topolip" / unit.name / "result.json").write_text(json.dumps(doc))
+    _, res2 = build(bad, tmp_path / "rep2")
+    assert any("brackets malformed" in p.message for p in res2.problems)
