@@ -80,12 +80,29 @@ def to_mathtext(latex: str) -> str:
 def strip_svg(svg: str) -> str:
     """Drop the XML prolog and the RDF ``<metadata>`` block so the SVG can be inlined in HTML, and compact it:
     coordinates to 0.01 (a hundredth of a point: invisible), runs of whitespace (matplotlib's indentation and the
-    newlines inside path data) to one space. Text content is short labels; squeezing its spaces changes nothing."""
+    newlines inside path data) to one space, ids that nothing in the SVG refers to removed. Text content is short labels; squeezing its spaces changes nothing."""
     svg = svg[svg.index("<svg"):] if "<svg" in svg else svg
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
     svg = re.sub(r"(?<![#\w])(-?\d+\.\d\d)\d+", r"\1", svg)
     svg = re.sub(r">\s+<", "><", svg)
-    return re.sub(r"\s+", " ", svg)
+    svg = re.sub(r"\s+", " ", svg)
+    # ids nothing refers to (matplotlib names every group: figure_1, line2d_7, xtick_3, ...) are dropped;
+    # referenced ones (clip paths, marker definitions) stay, so inlined figures keep their distinct ids
+    used = set(re.findall(r"#([\w-]+)", svg))
+    svg = re.sub(r' id="([\w-]+)"', lambda m: m.group(0) if m.group(1) in used else "", svg)
+    return re.sub(r"(<g(?: [^>]*)?)>((?:<use [^>]*/>)+)</g>", _hoist_style, svg)
+
+
+def _hoist_style(m: re.Match) -> str:
+    """A group of ``<use>`` elements (a scatter's markers) that all carry the same style: the style once, on the
+    group (inherited; the markers' own definitions carry no fill or stroke of their own that it would override)."""
+    styles = set(re.findall(r'<use [^>]*?style="([^"]*)"', m.group(2)))
+    if len(styles) != 1 or m.group(2).count("<use") != m.group(2).count("style=") or "style=" in m.group(1):
+        return m.group(0)
+    style = styles.pop()
+    if re.search(r"(^|;)\s*opacity:", style):  # opacity is not inherited: on the group it would act differently
+        return m.group(0)
+    return f'{m.group(1)} style="{style}">' + m.group(2).replace(f' style="{style}"', "") + "</g>"
 
 
 def latex_svg(latex: str, fontsize: float = 13) -> str | None:
@@ -104,3 +121,31 @@ def latex_svg(latex: str, fontsize: float = 13) -> str | None:
     except Exception:  # noqa: BLE001 - any parse failure falls back to the raw LaTeX
         return None
     return strip_svg(buf.getvalue().decode("utf-8"))
+
+
+_DEF_PATH = re.compile(r'<path id="([\w-]+)" [^>]*?/>')
+_DEFS = re.compile(r"<defs>(.*?)</defs>", re.S)
+
+
+def share_definitions(html: str) -> tuple[str, str]:
+    """Move every ``<path id=...>`` definition inside an SVG's ``<defs>`` (mathtext glyph outlines, matplotlib
+    marker shapes: their ids are derived from the glyph or the marker, so equal ids are equal paths) out of the
+    inlined figures into one shared sprite sheet, each id once. Returns ``(html without them, sprite sheet)``;
+    the sheet goes at the top of the page's body, where every ``<use href="#id">`` finds it (also from figures
+    inside collapsed cards). The formulas' glyphs were half of the report's size."""
+    shared: dict[str, str] = {}
+
+    def strip(defs: re.Match) -> str:
+        inner = defs.group(1)
+        for m in _DEF_PATH.finditer(inner):
+            shared.setdefault(m.group(1), m.group(0))
+        rest = _DEF_PATH.sub("", inner)
+        return f"<defs>{rest}</defs>" if rest.strip() else ""
+
+    html = _DEFS.sub(strip, html)
+    if not shared:
+        return html, ""
+    sheet = ('<svg class="sprites" aria-hidden="true" width="0" height="0" style="position:absolute;width:0;'
+             f'height:0;overflow:hidden" xmlns="http://www.w3.org/2000/svg"><defs>{"".join(shared.values())}'
+             "</defs></svg>")
+    return html, sheet

@@ -13,7 +13,9 @@ from .mathsvg import strip_svg
 _RC = {"svg.fonttype": "none", "font.family": "sans-serif", "font.size": 8, "axes.titlesize": 9, "axes.grid": True,
        "grid.alpha": 0.3, "figure.dpi": 72, "svg.hashsalt": "boundlab"}
 #: at most this many points per scatter plot (violations always kept)
-MAX_POINTS = 200
+MAX_POINTS = 100
+#: the overview's ratio axis; a ratio outside is drawn at the edge as a triangle pointing outwards
+OVERVIEW_RANGE = (1e-6, 1e6)
 CONFIDENCE_COLOURS = {"standard": "#2e7d32", "derived": "#1f5fbf", "reconstructed": "#e08a00", "planted": "#8e44ad"}
 
 
@@ -27,13 +29,14 @@ def _plt():
 
 
 def _log_axis(ax, which: str) -> None:
-    """Log scale with labelled decades only (minor labels overlap on short ranges)."""
-    from matplotlib.ticker import LogLocator, NullFormatter
+    """Log scale with labelled decades only and no minor ticks (minor labels overlap on short ranges, and every
+    minor tick is an SVG element: they were half of the report's size)."""
+    from matplotlib.ticker import LogLocator, NullLocator
 
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
     axis.set_major_locator(LogLocator(base=10, numticks=6))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_minor_locator(NullLocator())
 
 
 def decimate(points: list[tuple[float, float]], keep=lambda p: False, limit: int = MAX_POINTS):
@@ -102,14 +105,18 @@ def bounds_overview(rows: list[dict]) -> str:
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(7.6, 0.6 + 0.17 * max(len(rows), 3)))
         ys = list(range(len(rows)))[::-1]
+        clip = lambda v: min(max(v, OVERVIEW_RANGE[0]), OVERVIEW_RANGE[1])  # noqa: E731
         for y, r in zip(ys, rows):
             colour = CONFIDENCE_COLOURS.get(r.get("confidence"), "#555555")
             violation = r.get("expect") == "holds" and r["worst"] > 1.0
-            ax.plot([r["worst"]], [y], marker="o", ms=4.5, color="#d62728" if violation else colour, ls="none")
+            worst = clip(r["worst"])  # ratios beyond the range (a planted bound at 1e299) sit at its edge as ">"
+            marker = ">" if r["worst"] > OVERVIEW_RANGE[1] else "<" if r["worst"] < OVERVIEW_RANGE[0] else "o"
+            ax.plot([worst], [y], marker=marker, ms=4.5, color="#d62728" if violation else colour, ls="none")
             med = r.get("median")
             if med is not None and math.isfinite(med) and med > 0:
+                med = clip(med)
                 ax.plot([med], [y], marker="o", ms=4.5, mfc="none", color=colour, ls="none")
-                ax.plot([min(med, r["worst"]), max(med, r["worst"])], [y, y], color=colour, lw=0.7, alpha=0.6)
+                ax.plot([min(med, worst), max(med, worst)], [y, y], color=colour, lw=0.7, alpha=0.6)
         ax.set_yticks(ys)
         labels = []
         for r in rows:
@@ -123,6 +130,8 @@ def bounds_overview(rows: list[dict]) -> str:
         ax.axvline(1.0, color="#d62728", lw=0.8, ls="--")
         if rows:
             _log_axis(ax, "x")
+            xs = [clip(r["worst"]) for r in rows] + [1.0]
+            ax.set_xlim(min(xs) / 2.0, max(xs) * 2.0)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_xlabel("witness ratio = empirical / bound (filled: worst case, open: median; 1 = tight, > 1 = "
                       "violated)")
@@ -168,7 +177,8 @@ def layer_curves(panels: dict[str, dict[int, list[tuple[int, float]]]], title: s
             for k, ep in enumerate(epochs):
                 xs, ys = zip(*sorted(panels[metric][ep])) if panels[metric][ep] else ((), ())
                 color = cmap(k / max(1, len(epochs) - 1))
-                ax.plot(xs, ys, marker="o", ms=2.5, lw=1, color=color, label=f"epoch {ep}")
+                ax.plot(xs, ys, marker="o" if len(epochs) <= 2 else None, ms=2.5, lw=1, color=color,
+                        label=f"epoch {ep}")  # markers only for a few lines: every marker is an SVG element
             ax.set_title(metric)
             ax.set_xlabel("layer")
             if len(epochs) <= 6:

@@ -150,8 +150,11 @@ def test_topolip_sweep_on_dask_with_a_killed_worker_matches_in_process(tmp_path)
     from boundlab.empirical.robustness import RobustnessConfig
     from boundlab.empirical.topolip_experiment import DEMO_CONFIG, run_experiment
 
+    # the executor is what is tested: brackets, matched accuracy and the sensitivity grid are off (they are
+    # tested in tests/test_experiment.py and tests/test_certify.py) so that each sweep takes seconds
     cfg = replace(DEMO_CONFIG, models=("conv", "attn"), seeds=(0, 1), epochs=2, probe_epochs=(2,), probe=30,
-                  robustness=RobustnessConfig(eps=(2 / 255,), noise_sigmas=(8 / 255,), pgd_steps=2))
+                  robustness=RobustnessConfig(eps=(2 / 255,), noise_sigmas=(8 / 255,), pgd_steps=2),
+                  certify_points=0, target_accuracy=None, sensitivity_probes=(), sensitivity_sigmas=())
     ref = run_experiment(cfg, tmp_path / "inproc")
     executor = make_executor(workers=2)
     killed = {}

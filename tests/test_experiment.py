@@ -167,6 +167,11 @@ def test_run_experiment_files_skip_and_resume(tmp_path, fake_topology):
     for c in verd["claims"]:
         assert {"final", "matched", "grid"} <= set(c) and c["grid"]["base"].split(" ")[0] == c["verdict"]
         assert set(c["grid"]) >= {"base", "variant B", "probe 12", "noise 4/255", "eps 2/255"}
+    # a radius a metric was not measured at is n/a, not "inconclusive" (attacks at 8/255, brackets at 2/255)
+    by_id = {c["id"]: c for c in verd["claims"]}
+    assert by_id["attn_vs_conv.robust_accuracy"]["grid"]["eps 2/255"] == "n/a"
+    assert by_id["attn_vs_conv.local_lipschitz"]["grid"]["eps 8/255"] == "n/a"
+    assert by_id["attn_vs_conv.local_lipschitz"]["grid"]["eps 2/255"] != "n/a"
     # rerun: finished units are skipped (a rerun that retrains would call the measurements again)
     calls = fake_topology["calls"]
     again = X.run_experiment(TINY, tmp_path)

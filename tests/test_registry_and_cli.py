@@ -127,3 +127,14 @@ def test_cli_verify_subset_writes_summary(tmp_path):
     (prop,) = doc["properties"]
     assert prop["bound"] == "conv.circular_exact" and prop["examples"] >= 1 and not prop["falsified"]
     assert doc["profile"] == "ci"
+
+
+def test_demo_prints_the_sdp_comparisons_it_writes(tmp_path):
+    """The demo's SDP step: the comparison files are in the compare_layer shape and the demo's line reads them."""
+    from boundlab.commands.demo import comparison_line
+    from boundlab.empirical.sdp_comparison import write_sdp_comparison
+    from boundlab.io.results import read_json
+
+    for path in write_sdp_comparison(tmp_path, seed=0):
+        line = comparison_line(read_json(path))
+        assert "upper bounds " in line and "empirical lower bounds l2 " in line, line

@@ -218,3 +218,16 @@ def test_layer_measurements_bad_input():
         layer_measurements([x, x], [x, x], config=TopoConfig(topolip_order=0.5))
     with pytest.raises(InputError, match="lipschitz"):
         layer_measurements([x, x], [x, x], config=TopoConfig(), lipschitz=[1.0])
+
+
+def test_diagram_distance_resolves_tiny_costs_beside_large_ones():
+    """Deaths ~1e-7 beside deaths ~1 (near-duplicate points): POT's absolute tolerance matched the tiny points to
+    the diagonal (W2 1.3e-7, found by the cellular property in a demo run); the assignment route finds the
+    optimal matching, here the sorted one."""
+    from boundlab.empirical.topology import diagram_distance
+
+    a = np.array([[0, 1.69723146e-07], [0, 1.86009028e-07], [0, 3.23350542e-07], [0, 2.13065066], [0, 3.33710883]])
+    b = np.array([[0, 1.86009028e-07], [0, 2.03667776e-07], [0, 3.23350542e-07], [0, 2.13065066], [0, 3.33710882]])
+    sorted_match = float(np.sqrt(((np.sort(a[:, 1]) - np.sort(b[:, 1])) ** 2).sum()))
+    assert diagram_distance(a, b, 2.0) == pytest.approx(sorted_match, rel=1e-9)
+    assert diagram_distance(a, b, 2.0) < 3e-8

@@ -394,9 +394,17 @@ def _solve_piece(net: FeedForward, form: str, solver: str, margin: float, origin
     else:
         scales = _layer_scales(net)
         slope = net.activation_lipschitz if net.activation_lipschitz > 0 else 1.0
-    scaled = FeedForward(tuple(w / sk for w, sk in zip(net.weights, scales)), net.alpha / slope, net.beta / slope,
-                         net.activation, net.residual)
-    hidden = scaled.hidden
+    hidden = net.hidden
+    # a_k = L_phi^k s_0 ... s_{k-1} (a_0 = 1), C = L_phi^l s_0 ... s_l, or the balanced scales of ECLipsE-Fast's point
+    a = np.cumprod(np.concatenate([[1.0], scales[:-1]])) * slope ** np.arange(len(scales))
+    c_out = float(np.prod(scales)) * slope ** len(hidden)
+    point = None if net.residual else _fast_point(net)
+    balanced = None if point is None else _balanced_scales(net, point)
+    if balanced is not None:
+        a, c_out = balanced
+    ws = [slope * w * (a[k] / a[k + 1]) for k, w in enumerate(net.weights[:-1])]
+    ws.append(net.weights[-1] * (a[-1] / c_out))
+    scaled = FeedForward(tuple(ws), net.alpha / slope, net.beta / slope, net.activation, net.residual)
     rho = cp.Variable(nonneg=True)
     if form == "neuron":
         lams = [cp.Variable(h, nonneg=True) for h in hidden]
@@ -406,12 +414,12 @@ def _solve_piece(net: FeedForward, form: str, solver: str, margin: float, origin
         ts = [x * np.eye(h) for x, h in zip(lams, hidden)]
     m = cp.bmat(_blocks(scaled, rho, ts))
     size = m.shape[0]
-    scale = min(max(spectral_norm(w) for w in scaled.weights) ** 2, naive_product_bound(scaled) ** 2)
+    scale = 1.0 if balanced is not None else \
+        min(max(spectral_norm(w) for w in scaled.weights) ** 2, naive_product_bound(scaled) ** 2)
     prob = cp.Problem(cp.Minimize(rho), [m << -margin * scale * np.eye(size)])
-    # a_k = L_phi^k s_0 ... s_{k-1} (a_0 = 1), C = L_phi^l s_0 ... s_l: rho = C^2 rho~, T_k = C^2 T~_k / a_k^2
-    prefix = np.cumprod(np.concatenate([[1.0], scales[:-1]])) * slope ** np.arange(len(scales))
-    total = (float(np.prod(scales)) * slope ** len(hidden)) ** 2
-    per_neuron = np.concatenate([np.full(h, total / prefix[k + 1] ** 2) for k, h in enumerate(hidden)])
+    # rho = C^2 rho~, T_k = C^2 T~_k / a_k^2 (docstring)
+    total = c_out ** 2
+    per_neuron = np.concatenate([np.full(h, total / a[k + 1] ** 2) for k, h in enumerate(hidden)])
 
     def certify(values):
         lam_scaled = np.concatenate([np.atleast_1d(values[f"lam{k}"]).ravel() * np.ones(h) if form == "layer"
@@ -427,11 +435,12 @@ def _solve_piece(net: FeedForward, form: str, solver: str, margin: float, origin
             best = (rc, {"lam": lam, "lambda_max": lm, "rho_solver": proposal})
         except LipSDPError as exc:
             failure = exc
-        if not net.residual and (best is None or best[0] > proposal * (1 + 1e-9)):
-            # the eigenvalue check could only raise rho, and the solver's point violates the LMI outside the input
-            # block (by up to its feasibility tolerance): the block-Cholesky certificate with a back-off towards a
-            # strictly feasible point (theory.lipsdp_chordal.certify_backoff) on the same LMI
-            chained = _chain_certificate(net, original, proposal, lam)
+        if not net.residual:
+            # the eigenvalue check can only raise rho, and the solver's point may violate the LMI outside the input
+            # block (by up to its feasibility tolerance): the block-Cholesky certificate of the same multipliers,
+            # which starts from their smallest rho and backs off towards a strictly feasible point if needed
+            # (theory.lipsdp_chordal.certify_backoff); the smaller certified rho is kept
+            chained = _chain_certificate(net, original, proposal, lam, point)
             if chained is not None and (best is None or chained[0] < best[0]):
                 best = chained
         if best is None:
@@ -441,7 +450,7 @@ def _solve_piece(net: FeedForward, form: str, solver: str, margin: float, origin
     if solver == "SCS":
         attempts = [{"eps": 1e-9, "max_iters": 200_000}]
     elif solver == "CVXOPT":  # feastol 1e-9 (default 1e-7): see the module docstring; defaults if that fails
-        attempts = [{"feastol": 1e-9}, {}]
+        attempts = [dict(_CVXOPT_OPTIONS), {}]
     else:
         attempts = [{}]
     notes = []
@@ -459,28 +468,59 @@ def _solve_piece(net: FeedForward, form: str, solver: str, margin: float, origin
         return res
 
 
-def _chain_certificate(net: FeedForward, original: FeedForward | None, rho: float, lam: np.ndarray):
+#: CVXOPT's tolerances for the monolithic LMI (defaults feastol 1e-7, abstol 1e-7, reltol 1e-6): see the module
+#: docstring; on failure the solve is retried with CVXOPT's defaults (recorded)
+_CVXOPT_OPTIONS = {"feastol": 1e-9, "abstol": 1e-10}
+
+
+def _fast_point(net: FeedForward):
+    """ECLipsE-Fast's proposal ``(rho, lam)`` for a chain (in its own units), or ``None`` if it fails."""
+    from .eclipse import eclipse_proposal
+    from .lipsdp_chordal import Chain
+
+    try:
+        chain = Chain.from_net(net)
+        fast = eclipse_proposal(chain.relaxed() if np.any(chain.alpha == chain.beta) else chain, "layer", fast=True)
+    except (LipSDPError, InputError, ArithmeticError, np.linalg.LinAlgError):
+        return None
+    if not (math.isfinite(fast.rho) and fast.rho > 0 and np.all(np.isfinite(fast.lam)) and np.all(fast.lam > 0)):
+        return None
+    return fast.rho, fast.lam
+
+
+def _balanced_scales(net: FeedForward, point=None):
+    r"""``(a, C)`` with :math:`a_0=1`, :math:`a_k^2=\rho_f/\bar T_{f,k}`, :math:`C^2=\rho_f` from ECLipsE-Fast's
+    feasible point :math:`(\rho_f,T_f)` (:math:`\bar T_{f,k}` its multiplier of layer k), so that this point has
+    :math:`\tilde\rho=1`, :math:`\tilde T=I` in the scaled LMI (docstring of :func:`_solve_piece`); ``None`` when
+    ECLipsE-Fast fails (the norm scales are used then)."""
+    point = _fast_point(net) if point is None else point
+    if point is None:
+        return None
+    rho_f, lam_f = point
+    splits = np.cumsum(net.hidden)[:-1]
+    t_bar = np.array([float(np.mean(x)) for x in np.split(lam_f, splits)])
+    a = np.concatenate([[1.0], np.sqrt(rho_f / t_bar)])
+    if not np.all(np.isfinite(a)) or not np.all(a > 0):
+        return None
+    return a, math.sqrt(rho_f)
+
+
+def _chain_certificate(net: FeedForward, original: FeedForward | None, rho: float, lam: np.ndarray, point=None):
     """``(rho_c, checks)`` from :func:`theory.lipsdp_chordal.certify_with_original` with ECLipsE-Fast's point (scaled
     by 1.5 along its ray, strictly feasible) as the interior point of the back-off; ``None`` if it fails."""
     from .lipsdp_chordal import Chain, certify_with_original
 
     try:
         chain = Chain.from_net(net)
-        interior = None
-        try:
-            from .eclipse import eclipse_proposal
-
-            fast = eclipse_proposal(chain.relaxed() if np.any(chain.alpha == chain.beta) else chain, "layer",
-                                    fast=True)
-            if math.isfinite(fast.rho) and fast.rho > 0:
-                interior = (1.5 * fast.rho, 1.5 * fast.lam)
-        except (LipSDPError, ArithmeticError, np.linalg.LinAlgError):
-            interior = None
+        point = _fast_point(net) if point is None else point
+        interior = None if point is None else (1.5 * point[0], 1.5 * point[1])
         rc, lm, star, lam_c = certify_with_original(chain, Chain.from_net(original) if original is not None
                                                     else None, rho, lam, interior)
     except (LipSDPError, ArithmeticError, np.linalg.LinAlgError):
         return None
-    return rc, {"lam": lam_c, "lambda_max": lm, "rho_solver": rho, "certificate": "block Cholesky (back-off)"}
+    # rho_solver: the float64 minimal rho of the multipliers (certified >= it), as for the chordal method
+    return rc, {"lam": lam_c, "lambda_max": lm, "rho_solver": min(star, rho), "proposal_rho": rho,
+                "certificate": "block Cholesky (back-off)"}
 
 
 def _split(net: FeedForward, split_size: int) -> list[FeedForward]:
@@ -613,7 +653,7 @@ def _lipsdp(net, form, method, solver, split_size, reduce, margin) -> LipSDPResu
 
 #: the extra checks of a piece that are copied into ``LipSDPResult.pieces`` (numbers and strings only)
 _REPORTED_CHECKS = ("newton_steps", "gap", "warm_start", "barrier_rho", "clique_sizes", "fallbacks",
-                    "eclipse_rho", "solver_fallback", "requested_solver", "blends", "certificate")
+                    "eclipse_rho", "solver_fallback", "requested_solver", "blends", "certificate", "proposal_rho")
 
 
 def _is_network(net) -> bool:

@@ -27,16 +27,21 @@ def cmd_demo(args) -> int:
     from boundlab.empirical.sdp_comparison import write_sdp_comparison
 
     for path in write_sdp_comparison(out, seed=0):
-        doc = read_json(path)
-        certified = ", ".join(f"{r['form']} {r['certified']:.5g}" for r in doc["results"])
-        analytic = ", ".join(f"{k} {v:.5g}" for k, v in doc["analytic"].items())
-        console.print(f"[bold]{doc['network']}[/]: SDP {certified}; analytic {analytic}; "
-                      f"empirical lower bound {doc['empirical_lower']:.5g}")
+        console.print(comparison_line(read_json(path)))
     from boundlab.reports import build_report
 
     report = build_report(out, out)
     console.print(f"[bold]report[/] -> {report}")
     return status
+
+
+def comparison_line(doc: dict) -> str:
+    """One line of an SDP comparison document (``OUT/lipsdp/<name>.json``): its upper bounds and lower bounds."""
+    uppers = ", ".join(f"{r['name']} {r['value']:.5g} ({r['norm']})" for r in doc["results"]
+                       if r["kind"] in ("upper", "exact") and isinstance(r.get("value"), (int, float)))
+    lowers = ", ".join(f"{norm} {v['value']:.5g}" for norm, v in doc["lower_bounds"].items()
+                       if v and isinstance(v.get("value"), (int, float)))
+    return f"[bold]{doc['title']}[/]: upper bounds {uppers}; empirical lower bounds {lowers}"
 
 
 def _print_verdicts(path: Path) -> None:

@@ -319,6 +319,13 @@ def verdicts(results: list[dict], *, topo_degree: int = 0, topo_order="inf", var
              ("matched", None): _by_model(results, "matched", None, *args)}
     for st in settings[1:]:
         views[("final", st["label"])] = _by_model(results, "final", st["setting"], *args)
+    # the radii each eps-dependent metric was measured at (attack budgets; bracket radii): other radii are n/a
+    measured = {"robust_accuracy": set(), "local_lipschitz": set()}
+    for d in results:
+        if d.get("status") == "finished":
+            ep = (d.get("epochs") or [{}])[-1]
+            measured["robust_accuracy"].update(_key_label(k) for k in ((ep.get("robustness") or {}).get("pgd") or {}))
+            measured["local_lipschitz"].update(((d.get("certify") or {}).get("per_eps") or {}).keys())
     out = []
     for cid, text, source, metric, a, b, direction in CLAIMS:
         final = _judge(views[("final", None)], a, b, metric, direction, n_boot, derive_seed(seed, cid, "final"))
@@ -329,8 +336,9 @@ def verdicts(results: list[dict], *, topo_degree: int = 0, topo_order="inf", var
         matched["accuracy_gap"] = {k: gap.get(k) for k in ("difference", "n", "reason")}
         grid = {"base": final["label"]}
         for st in settings[1:]:
-            if st["factor"] not in _FACTORS[metric]:
-                grid[st["label"]] = "n/a"
+            if st["factor"] not in _FACTORS[metric] or (
+                    st["factor"] == "eps" and st["setting"]["eps"] not in measured.get(metric, {st["setting"]["eps"]})):
+                grid[st["label"]] = "n/a"  # the setting does not enter the metric, or nothing was measured there
                 continue
             j = _judge(views[("final", st["label"])], a, b, metric, direction, n_boot,
                        derive_seed(seed, cid, st["label"]))
