@@ -20,7 +20,7 @@ from . import plots
 from .bench import history, latest_regressions
 from .certify import certify_section
 from .load import Results, load_results, num
-from .mathsvg import latex_svg, share_definitions
+from .mathsvg import latex_svg, share_definitions, share_styles
 from .teeth import teeth_section
 from .texinline import tex_inline_html
 
@@ -471,8 +471,10 @@ def render(res: Results, threshold: float = DEFAULT_THRESHOLD, compare: Results 
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     main = "".join(f'<section id="{sid}"><h2>{_e(t)}</h2>{h}</section>' for sid, t, h in body)
     main, sprites = share_definitions(main)  # glyphs and markers defined once for every inlined figure
+    main, shared_css = share_styles(main)  # the figures' repeated inline styles as classes
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>boundlab report</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}{shared_css}</style>'
+            "</head><body>"
             f"{sprites}"
             f"<header><h1>boundlab report</h1><p>results: {_e(res.root)} &middot; rendered {now} &middot; "
             f"{len(res.files_read)} files read, {len(res.problems)} problem(s)</p></header><nav>{nav}</nav>"

@@ -83,6 +83,7 @@ def strip_svg(svg: str) -> str:
     newlines inside path data) to one space, ids that nothing in the SVG refers to removed. Text content is short labels; squeezing its spaces changes nothing."""
     svg = svg[svg.index("<svg"):] if "<svg" in svg else svg
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)  # matplotlib's comments (the LaTeX of every label)
     svg = re.sub(r"(?<![#\w])(-?\d+\.\d\d)\d+", r"\1", svg)
     svg = re.sub(r">\s+<", "><", svg)
     svg = re.sub(r"\s+", " ", svg)
@@ -145,7 +146,35 @@ def share_definitions(html: str) -> tuple[str, str]:
     html = _DEFS.sub(strip, html)
     if not shared:
         return html, ""
+    # one page-wide name per shared definition: short ("u12" for "DejaVuSans-Oblique-29"), the same everywhere
+    short = {old: f"u{i}" for i, old in enumerate(shared)}
+    ref = re.compile(r'#([\w-]+)"')
+    html = ref.sub(lambda m: f'#{short.get(m.group(1), m.group(1))}"', html)
+    defs = "".join(d.replace(f'id="{old}"', f'id="{short[old]}"', 1) for old, d in shared.items())
     sheet = ('<svg class="sprites" aria-hidden="true" width="0" height="0" style="position:absolute;width:0;'
-             f'height:0;overflow:hidden" xmlns="http://www.w3.org/2000/svg"><defs>{"".join(shared.values())}'
-             "</defs></svg>")
+             f'height:0;overflow:hidden" xmlns="http://www.w3.org/2000/svg"><defs>{defs}</defs></svg>')
     return html, sheet
+
+
+_TAG_STYLE = re.compile(r'<([a-z]+)((?: [^>]*?)?) style="([^"]*)"([^>]*)>')
+
+
+def share_styles(html: str, min_count: int = 20) -> tuple[str, str]:
+    """Replace each inline ``style`` that repeats at least ``min_count`` times on the page (matplotlib writes the
+    same grid, tick and label styles on every element) by a class with one CSS rule. Elements that already have a
+    class keep their inline style. The rules are only those declarations, so the rendering is the same.
+    Returns ``(html, css)``; the CSS goes into the page's ``<style>``."""
+    counts: dict[str, int] = {}
+    for m in _TAG_STYLE.finditer(html):
+        if "class=" not in m.group(2) + m.group(4):
+            counts[m.group(3)] = counts.get(m.group(3), 0) + 1
+    names = {st: f"s{i}" for i, st in enumerate(sorted(st for st, n in counts.items() if n >= min_count))}
+
+    def sub(m: re.Match) -> str:
+        name = names.get(m.group(3))
+        if name is None or "class=" in m.group(2) + m.group(4):
+            return m.group(0)
+        return f'<{m.group(1)}{m.group(2)} class="{name}"{m.group(4)}>'
+
+    css = "".join(f".{n}{{{st}}}" for st, n in names.items())
+    return _TAG_STYLE.sub(sub, html), css

@@ -13,7 +13,7 @@ from .mathsvg import strip_svg
 _RC = {"svg.fonttype": "none", "font.family": "sans-serif", "font.size": 8, "axes.titlesize": 9, "axes.grid": True,
        "grid.alpha": 0.3, "figure.dpi": 72, "svg.hashsalt": "boundlab"}
 #: at most this many points per scatter plot (violations always kept)
-MAX_POINTS = 100
+MAX_POINTS = 60
 #: the overview's ratio axis; a ratio outside is drawn at the edge as a triangle pointing outwards
 OVERVIEW_RANGE = (1e-6, 1e6)
 CONFIDENCE_COLOURS = {"standard": "#2e7d32", "derived": "#1f5fbf", "reconstructed": "#e08a00", "planted": "#8e44ad"}
@@ -156,6 +156,7 @@ def ratio_hist(ratios: list[float], name: str) -> str:
             ax.hist(vals, bins=min(30, max(5, len(vals) // 3)), range=(lo - pad, hi + pad), color="#2ca02c",
                     alpha=0.8, histtype="stepfilled")  # one path, not one rectangle per bin
         ax.axvline(1.0, color="#d62728", lw=1, ls="--", label="ratio = 1")
+        ax.grid(False)  # a histogram reads without grid lines (each one is an SVG element)
         ax.set_xlabel("tightness ratio = lower / bound")
         ax.set_ylabel("cases")
         ax.set_title(f"{name} ({len(vals)} cases)")
@@ -180,6 +181,7 @@ def layer_curves(panels: dict[str, dict[int, list[tuple[int, float]]]], title: s
                 ax.plot(xs, ys, marker="o" if len(epochs) <= 2 else None, ms=2.5, lw=1, color=color,
                         label=f"epoch {ep}")  # markers only for a few lines: every marker is an SVG element
             ax.set_title(metric)
+            ax.grid(False)  # small multiples: the lines carry the information, grid lines only bytes
             ax.set_xlabel("layer")
             if len(epochs) <= 6:
                 ax.legend(fontsize=5, loc="best")
