@@ -1066,7 +1066,8 @@ def certify_backoff(chain: Chain, rho: float, lam: np.ndarray, interior=None) ->
         base = star if base is None else base
         if best is not None and rc >= best[0]:
             break  # a larger blend weight only adds its cost (about eps rho_i) from here on
-        best = (rc, lm, base, np.maximum(l_e, 0.0))
+        # rho_star: the proposal's float64 minimal rho, or the blend's when that is lower (so rho_c >= rho_star)
+        best = (rc, lm, min(base, star), np.maximum(l_e, 0.0))
         if rc <= base * (1 + 1e-9):
             break
     if best is None:
