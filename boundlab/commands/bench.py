@@ -45,7 +45,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..io.results import git_commit, metadata_block, write_json
-from ._common import CliError, console, err_console
+from ._common import CliError, console, err_console, positive_int
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -64,18 +64,6 @@ def _threshold(text: str) -> float:
     v = float(text)
     if not (v > 1 and math.isfinite(v)):
         raise argparse.ArgumentTypeError(f"expected a finite factor > 1, got {v}")
-    return v
-
-
-def _repeat(text: str) -> int:
-    import argparse
-
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
     return v
 
 
@@ -515,7 +503,7 @@ def register(subparsers) -> None:
     r = sub.add_parser("run", help="benchmark commits in temporary worktrees; save to benchmarks/history/<machine>/")
     r.add_argument("revs", metavar="REVS", help="A..B (first-parent commits after A up to B), a revision, or a,b,c")
     r.add_argument("-k", "--select", default=None, help="pytest -k expression to run a subset")
-    r.add_argument("--repeat", type=_repeat, default=3, help="separate pytest runs per commit (default: %(default)s)")
+    r.add_argument("--repeat", type=positive_int, default=3, help="separate pytest runs per commit (default: %(default)s)")
     r.add_argument("--history", default=None,
                    help="history folder to write (default: the checkout's benchmarks/history)")
     r.add_argument("--skip-existing", action="store_true", help="skip commits already saved for this machine")
