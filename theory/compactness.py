@@ -49,14 +49,29 @@ def activation_variance(points, reduce: str = "mean") -> float:
     return float(v.mean() if reduce == "mean" else v.sum())
 
 
+#: up to this many points the neighbour distances come from the exact float64 distance matrix (memory N^2 doubles);
+#: beyond it from a k-d tree (exact too, but a k-d tree degrades to worse than brute force in high dimension: 39 s
+#: against 0.6 s for 14 clouds of 1000 points in 8192 dimensions, the TopoLip sensitivity grid's Conv layers)
+DENSE_NEIGHBOURS_MAX = 4000
+
+
 def neighbour_distances(points, k: int) -> np.ndarray:
-    """Distances to the 1st..k-th nearest neighbours (excluding the point itself), ``(N, k)``; exact (k-d tree)."""
+    """Distances to the 1st..k-th nearest neighbours (excluding the point itself), ``(N, k)``; exact: the float64
+    distance matrix of :func:`theory.persistence.distance_matrix` for N <= :data:`DENSE_NEIGHBOURS_MAX`, a k-d tree
+    beyond."""
     x = _points(points, 2)
     k = positive_int("k", k)
     if k >= x.shape[0]:
         raise InputError(f"k: expected fewer neighbours than points ({x.shape[0]}), got {k}")
-    dist, _ = cKDTree(x).query(x, k=k + 1)
-    dist = dist[:, 1:]
+    if x.shape[0] <= DENSE_NEIGHBOURS_MAX:
+        from .persistence import distance_matrix
+
+        dm = distance_matrix(x)  # (N, N)
+        np.fill_diagonal(dm, np.inf)  # a point is not its own neighbour (a duplicate still is, at distance 0)
+        dist = np.sort(np.partition(dm, k - 1, axis=1)[:, :k], axis=1)  # (N, k)
+    else:
+        dist, _ = cKDTree(x).query(x, k=k + 1)
+        dist = dist[:, 1:]
     if np.any(dist[:, 0] <= 0):
         raise InputError("points: duplicate points (zero neighbour distance); the estimators are undefined")
     return dist
