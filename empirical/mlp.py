@@ -65,56 +65,70 @@ def mlp_from_weights(weights, activation: str = "relu", *, biases=None, negative
 
 @dataclass(frozen=True)
 class LoadedMLP:
-    """An MLP read from torch: ``(out, in)`` weights with every eval-mode BatchNorm folded in exactly, the
+    """An MLP read from torch: ``(out, in)`` weights and ``(out,)`` biases with every eval-mode BatchNorm folded in
+    (scale into the weights, shift :math:`\beta-\gamma\mu/\sqrt{\sigma^2+\epsilon}` into the biases), the
     activation, and what was folded (``folded``: one line per BatchNorm; ``bn_eps``: the eps used for layers
-    whose eps the file does not record)."""
+    whose eps the file does not record). ``biases``: one per weight (zeros where a Linear has none); global
+    Lipschitz bounds ignore them, local bounds on an input region need them."""
 
     weights: list
     activation: str
     negative_slope: float
     folded: tuple[str, ...] = ()
     bn_eps: float | None = None
+    biases: list | None = None
 
     def __iter__(self):  # (weights, activation, negative_slope), the shape older callers unpack
         return iter((self.weights, self.activation, self.negative_slope))
 
 
-def _bn_scale(gamma, var, eps: float, name: str) -> np.ndarray:
+def _bn_affine(gamma, beta, mean, var, eps: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode BatchNorm as ``x -> scale * x + shift`` (per channel)."""
     g = as_real_array(f"{name}.weight", gamma, ndim=1)
     v = as_real_array(f"{name}.running_var", var, ndim=1)
     if v.shape != g.shape or (v < 0).any():
         raise InputError(f"{name}: expected running_var >= 0 of the shape of weight {g.shape}, got {v.shape}")
-    return g / np.sqrt(v + eps)
+    b = as_real_array(f"{name}.bias", beta, ndim=1)
+    mu = as_real_array(f"{name}.running_mean", mean, ndim=1)
+    if b.shape != g.shape or mu.shape != g.shape:
+        raise InputError(f"{name}: expected bias and running_mean of shape {g.shape}, got {b.shape}, {mu.shape}")
+    scale = g / np.sqrt(v + eps)
+    return scale, b - scale * mu
 
 
-def _fold(items: list[tuple], where: str) -> tuple[list[np.ndarray], list[str]]:
-    """Fold eval-mode BatchNorm into the adjacent linear map. ``items``: ``("linear", name, W)``, ``("bn", name,
-    scale)`` and ``("act", name)`` in module order. A BatchNorm next to a Linear with no activation between them
-    folds into it exactly (before: ``W D``; after: ``D W``); one between activations cannot be folded (error)."""
+def _fold(items: list[tuple], where: str) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """Fold eval-mode BatchNorm into the adjacent linear map. ``items``: ``("linear", name, W, b)``, ``("bn", name,
+    scale, shift)`` and ``("act", name)`` in module order. A BatchNorm ``D x + s`` next to a Linear ``W x + b`` with
+    no activation between them folds into it (before: ``W D``, ``b + W s``; after: ``D W``, ``D b + s``); one between
+    activations cannot be folded (error). Returns the weights, the biases and one note per BatchNorm."""
     out: list[np.ndarray] = []
+    bias: list[np.ndarray] = []
     notes: list[str] = []
     pending: tuple | None = None  # a BatchNorm waiting for the next Linear (it came after an activation)
     prev = None
     for it in items:
         kind = it[0]
         if kind == "linear":
-            w = it[2]
+            w, b = it[2], it[3]
             if pending is not None:
-                d = pending[2]
+                d, sh = pending[2], pending[3]
                 if d.shape[0] != w.shape[1]:
                     raise InputError(f"{where}: BatchNorm {pending[1]} has {d.shape[0]} channels but {it[1]} takes "
                                      f"{w.shape[1]} inputs")
+                b = b + w @ sh
                 w = w * d[None, :]
                 notes.append(f"BatchNorm {pending[1]} folded into the inputs of {it[1]} (W diag(gamma/sqrt(var+eps)))")
                 pending = None
             out.append(w)
+            bias.append(b)
         elif kind == "bn":
-            d = it[2]
+            d, sh = it[2], it[3]
             if prev is not None and prev[0] == "linear":
                 if d.shape[0] != out[-1].shape[0]:
                     raise InputError(f"{where}: BatchNorm {it[1]} has {d.shape[0]} channels but {prev[1]} has "
                                      f"{out[-1].shape[0]} outputs")
                 out[-1] = d[:, None] * out[-1]
+                bias[-1] = d * bias[-1] + sh
                 notes.append(f"BatchNorm {it[1]} folded into the outputs of {prev[1]} (diag(gamma/sqrt(var+eps)) W)")
             elif pending is None:
                 pending = it
@@ -128,7 +142,16 @@ def _fold(items: list[tuple], where: str) -> tuple[list[np.ndarray], list[str]]:
     if pending is not None:
         raise InputError(f"{where}: BatchNorm {pending[1]} after the last Linear cannot be folded into a Linear "
                          f"input; put it before the activation or drop it")
-    return out, notes
+    return out, bias, notes
+
+
+def _linear_bias(b, w: np.ndarray, name: str) -> np.ndarray:
+    if b is None:
+        return np.zeros(w.shape[0])
+    b = as_real_array(f"{name}.bias", b, ndim=1)
+    if b.shape != (w.shape[0],):
+        raise InputError(f"{name}.bias: expected shape ({w.shape[0]},), got {b.shape}")
+    return b
 
 
 def weights_from_sequential(model: nn.Module) -> LoadedMLP:
@@ -142,13 +165,17 @@ def weights_from_sequential(model: nn.Module) -> LoadedMLP:
         if isinstance(m, (nn.Dropout, nn.Flatten)):
             continue
         if isinstance(m, nn.Linear):
-            items.append(("linear", f"[{i}] Linear", m.weight.detach().cpu().to(torch.float64).numpy()))
+            w = m.weight.detach().cpu().to(torch.float64).numpy()
+            b = None if m.bias is None else m.bias.detach().cpu().to(torch.float64).numpy()
+            items.append(("linear", f"[{i}] Linear", w, _linear_bias(b, w, f"[{i}]")))
         elif isinstance(m, nn.BatchNorm1d):
             if m.running_var is None:
                 raise InputError(f"model: BatchNorm1d at position {i} tracks no running statistics; no eval-mode "
                                  f"affine map to fold")
             gamma = m.weight.detach().cpu().double().numpy() if m.affine else np.ones(m.num_features)
-            items.append(("bn", f"[{i}]", _bn_scale(gamma, m.running_var.cpu().double().numpy(), m.eps, f"[{i}]")))
+            beta = m.bias.detach().cpu().double().numpy() if m.affine else np.zeros(m.num_features)
+            items.append(("bn", f"[{i}]", *_bn_affine(gamma, beta, m.running_mean.cpu().double().numpy(),
+                                                      m.running_var.cpu().double().numpy(), m.eps, f"[{i}]")))
         else:
             name = next((k for k, c in ACTIVATIONS.items() if type(m) is c), None)
             if name is None:
@@ -156,7 +183,7 @@ def weights_from_sequential(model: nn.Module) -> LoadedMLP:
                                  f"BatchNorm1d, Dropout, Flatten and the activations {sorted(ACTIVATIONS)})")
             acts.append((name, float(getattr(m, "negative_slope", 0.01))))
             items.append(("act", name))
-    weights, notes = _fold(items, "model")
+    weights, biases, notes = _fold(items, "model")
     if not weights:
         raise InputError("model: expected at least one nn.Linear")
     if len(set(acts)) > 1:
@@ -166,7 +193,7 @@ def weights_from_sequential(model: nn.Module) -> LoadedMLP:
         raise InputError(f"model: expected one activation between consecutive Linear layers, got {len(acts)} for "
                          f"{n_lin} Linear layers")
     name, slope = acts[0] if acts else ("identity", 0.01)
-    return LoadedMLP(weights, name, slope, tuple(notes))
+    return LoadedMLP(weights, name, slope, tuple(notes), biases=biases)
 
 
 _BN_KEYS = {"running_mean", "running_var", "num_batches_tracked"}
@@ -205,7 +232,11 @@ def weights_from_state_dict(state: dict, activation: str = "relu", bn_eps: float
                 raise InputError(f"{where}: BatchNorm {prefix!r} has running_var of shape {var.shape}; only "
                                  f"BatchNorm1d on vectors is supported (a conv net needs its input size)")
             gamma = tensor("weight") if "weight" in leaves else np.ones_like(var)
-            items.append(("bn", repr(prefix), _bn_scale(gamma, var, bn_eps, prefix)))
+            beta = tensor("bias") if "bias" in leaves else np.zeros_like(var)
+            mean = tensor("running_mean") if "running_mean" in leaves else None
+            if mean is None:
+                raise InputError(f"{where}: BatchNorm {prefix!r} has no running_mean; no eval-mode affine map")
+            items.append(("bn", repr(prefix), *_bn_affine(gamma, beta, mean, var, bn_eps, prefix)))
             has_bn = True
         else:
             unknown = leaves - {"weight", "bias"}
@@ -216,7 +247,8 @@ def weights_from_state_dict(state: dict, activation: str = "relu", bn_eps: float
             if w.ndim != 2:
                 raise InputError(f"{where}: {prefix}.weight has shape {w.shape}; only Linear (2-D) weights are "
                                  f"supported here (conv nets: theory.lipsdp.conv_feedforward with the input size)")
-            items.append(("linear", f"{prefix!r}", w))
+            items.append(("linear", f"{prefix!r}", w,
+                          _linear_bias(tensor("bias") if "bias" in leaves else None, w, prefix)))
         positions.append(int(prefix) if numeric else None)
     if has_bn and not numeric:
         raise InputError(f"{where}: named modules with a BatchNorm ({order}): the state_dict does not say whether it "
@@ -233,10 +265,10 @@ def weights_from_state_dict(state: dict, activation: str = "relu", bn_eps: float
             raise InputError(f"{where}: Linear modules {positions[k - 1]} and {positions[k]} follow each other "
                              f"without an activation between them")
         seq.append(it)
-    weights, notes = _fold(seq, where)
+    weights, biases, notes = _fold(seq, where)
     if not weights:
         raise InputError(f"{where}: holds no Linear '*.weight' tensors")
-    return LoadedMLP(weights, activation, 0.01, tuple(notes), bn_eps if has_bn else None)
+    return LoadedMLP(weights, activation, 0.01, tuple(notes), bn_eps if has_bn else None, biases)
 
 
 def load_torch_mlp(path: str | Path, *, allow_pickle: bool = False, activation: str | None = None,
@@ -255,7 +287,8 @@ def load_torch_mlp(path: str | Path, *, allow_pickle: bool = False, activation: 
         raise InputError(f"path: cannot read {p} as a torch file ({first[:160]}){hint}") from exc
     if isinstance(obj, nn.Module):
         loaded = weights_from_sequential(obj)
-        return LoadedMLP(loaded.weights, activation or loaded.activation, loaded.negative_slope, loaded.folded)
+        return LoadedMLP(loaded.weights, activation or loaded.activation, loaded.negative_slope, loaded.folded,
+                         biases=loaded.biases)
     if isinstance(obj, dict):
         if not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise InputError(f"path: {p} is a dict but not a state_dict of tensors")

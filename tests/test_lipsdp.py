@@ -401,6 +401,39 @@ def test_batchnorm_is_folded_exactly_not_dropped(tmp_path, position):
     torch.save(model, tmp_path / "full.pt")  # the pickled module: the same folding, with its own eps
     full = load_torch_mlp(tmp_path / "full.pt", allow_pickle=True)
     assert all(np.allclose(a, b) for a, b in zip(full.weights, loaded.weights))
+    # the folded weights and biases (BatchNorm shift included) are the model's function, not only its Jacobian:
+    # a dropped shift, the shift without the scale, or a bias paired with the wrong layer changes the outputs
+    xs = torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 3
+    with torch.no_grad():
+        ref = model(xs)
+        for m in (loaded, full):
+            assert torch.allclose(mlp_from_weights(m.weights, "relu", biases=m.biases)(xs), ref, rtol=0, atol=1e-10)
+
+
+def test_region_bound_of_a_batchnorm_model(tmp_path):
+    # --region on a model with BatchNorm (refused before issue 16's follow-up): the local bound is the one of the
+    # folded network with its shifted biases, at least the Jacobian found inside the region
+    from boundlab.theory import lipsdp_local as LL
+    from boundlab.empirical.mlp import load_torch_mlp
+
+    model = _bn_model("after")
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    loaded = load_torch_mlp(tmp_path / "m.pt")
+    center = np.array([0.4, -1.0, 0.7])
+    np.save(tmp_path / "c.npy", center)
+    out = tmp_path / "r.json"
+    assert main(["lipsdp", str(tmp_path / "m.pt"), "--region", "linf:0.2", "--center", str(tmp_path / "c.npy"),
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    got = {r["name"]: r["value"] for r in doc["local"]["results"]}
+    expect = LL.lipsdp_local(LL.LocalNetwork.create(L.FeedForward.from_weights(loaded.weights, "relu"),
+                                                    LL.Region.create("linf", center, 0.2), loaded.biases)).value
+    assert got["sdp.lipsdp_neuron_local"] == pytest.approx(expect, rel=1e-6)
+    xs = torch.as_tensor(center) + 0.2 * (2 * torch.rand(300, 3, dtype=torch.float64,
+                                                         generator=torch.Generator().manual_seed(3)) - 1)
+    found = max(float(torch.linalg.matrix_norm(torch.autograd.functional.jacobian(
+        lambda z: model(z[None])[0], x), 2)) for x in xs)
+    assert found <= got["sdp.lipsdp_neuron_local"] * (1 + 1e-9)
 
 
 def test_torch_files_with_unknown_tensors_are_refused(tmp_path):

@@ -12,8 +12,7 @@ and the method and solver that actually ran (resolved per piece, a recorded fall
 :math:`\\|x-c\\|_\\infty\\le r`, ``l2``: the ball): LipSDP-Neuron and ECLipsE-Fast with the slopes restricted by
 interval bounds on the region (:mod:`boundlab.theory.lipsdp_local`), beside the largest Jacobian norm found inside
 the region. A LipSDP ``.mat`` file has no biases (the network it defines has none); a torch file's biases are read
-from the same file, and a model with BatchNorm is refused for local bounds (folding moves its shift into biases
-that the loader does not return).
+with its weights (:func:`boundlab.empirical.mlp.load_torch_mlp`), a BatchNorm's shift folded into them.
 
 A torch file's eval-mode BatchNorm layers are folded exactly into the adjacent Linear (``--bn-eps`` is the eps
 assumed where a state_dict does not record it); any tensor that is not understood is an error. ``--json OUT``
@@ -55,42 +54,6 @@ def _load(args):
         notes.append(f"BatchNorm eps assumed {loaded.bn_eps:g} (a state_dict does not record it; --bn-eps)")
     slope = loaded.negative_slope if args.negative_slope is None else args.negative_slope
     return loaded.weights, loaded.activation, slope, notes, loaded
-
-
-def _torch_biases(path: Path, allow_pickle: bool, loaded) -> list:
-    """The biases of a torch MLP, in the order of its Linear layers, checked against the loaded weights (an
-    equality per layer, so a bias can never be paired with the wrong weight); a missing bias is zero."""
-    import numpy as np
-    import torch
-
-    if loaded.folded:
-        raise CliError("--region: the model has BatchNorm layers; their shift moves into the biases, which the "
-                       "torch loader does not return yet, so a local bound would describe another function. Fold "
-                       "the BatchNorm into the Linear layers (weights and biases) and save that model")
-    obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    pairs = []  # (weight, bias or None) per Linear, in module order
-    if isinstance(obj, torch.nn.Module):
-        for m in obj.modules():
-            if isinstance(m, torch.nn.Linear):
-                pairs.append((m.weight, m.bias))
-    else:
-        groups: dict[str, dict] = {}
-        for key, val in obj.items():
-            prefix, _, leaf = str(key).rpartition(".")
-            groups.setdefault(prefix, {})[leaf] = val
-        order = sorted(groups, key=int) if all(p.isdigit() for p in groups) else list(groups)
-        pairs = [(groups[p]["weight"], groups[p].get("bias")) for p in order if "weight" in groups[p]]
-    ws = loaded.weights
-    if len(pairs) != len(ws):
-        raise CliError(f"--region: found {len(pairs)} Linear layers with biases in {path}, expected {len(ws)}")
-    out = []
-    for i, ((w, b), ref) in enumerate(zip(pairs, ws)):
-        wn = w.detach().cpu().to(torch.float64).numpy()
-        if wn.shape != ref.shape or not np.array_equal(wn, ref):
-            raise CliError(f"--region: the Linear layer {i} of {path} does not match the loaded weights; cannot pair "
-                           f"its bias safely")
-        out.append(np.zeros(ref.shape[0]) if b is None else b.detach().cpu().to(torch.float64).numpy())
-    return out
 
 
 def _region(text: str):
@@ -153,7 +116,7 @@ def _local_network(args, net, loaded):
     c = np.asarray(c, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(c)):
         raise CliError("--center: expected finite coordinates")
-    biases = None if loaded is None else _torch_biases(Path(args.path), args.allow_pickle, loaded)
+    biases = None if loaded is None else loaded.biases  # BatchNorm shifts folded in (empirical.mlp)
     kind, radius = args.region
     try:
         return LocalNetwork.create(net, Region.create(kind, c, radius, n0), biases)
