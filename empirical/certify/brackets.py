@@ -8,7 +8,8 @@ For each point x of a probe set and each radius eps, the region is :math:`R=\{x'
 * **certified upper** the registered bound ``local.lipschitz_l2`` on the :mod:`theory.local` description of the
   model (:func:`empirical.certify.convert.network_of`), an upper bound in float64, or the global bound where
   that is smaller (both bound the local constant; ``certified_source`` says which, and ``local_note`` why a region
-  was not bounded locally);
+  was not bounded locally; ``parts.backward`` which of the certificate's two Jacobian bounds, the generator set
+  or the telescoped expansion, gave the value);
 
 beside the model's **global** certified bound on the pixel box (:func:`empirical.models.certified_bounds`) and
 what makes it vacuous (its largest per-layer factors). A certified value is never reported below the empirical one:
@@ -113,7 +114,8 @@ def bracket_model(model, images, eps_list, *, norm: str = "linf", seed: int = 0,
     glob = global_summary(m64)
     opts = options or Options()
     out = {"norm": norm, "search": search.as_dict(), "global": glob, "per_eps": {},
-           "options": {"max_generators": opts.max_generators}}
+           "options": {"max_generators": opts.max_generators, "back_substitution": opts.back_substitution,
+                       "telescoped": opts.telescoped}}
     total, done = len(eps_list) * x.shape[0], 0
     for e in eps_list:
         pts = []
@@ -138,7 +140,9 @@ def bracket_model(model, images, eps_list, *, norm: str = "linf", seed: int = 0,
                         "ratio": (upper / s.lower_bound) if s.lower_bound > 0
                         else math.inf, "unstable_relus": cert.unstable(), "fallbacks": cert.fallbacks(),
                         "parts": {"mid": cert.jacobian_mid_norm, "generators": cert.generator_norm,
-                                  "remainder": cert.remainder_norm, "factors": [f["value"] for f in cert.factors]},
+                                  "remainder": cert.remainder_norm, "factors": [f["value"] for f in cert.factors],
+                                  "backward": cert.backward,
+                                  "telescoped": {k: v for k, v in cert.telescoped.items() if k != "seconds"}},
                         "seconds": {"certify": t1 - t0, "search": t2 - t1}, "searched_points": s.points})
             done += 1
             emit(progress, label, done, total, f"{label}: eps {eps_label(e)} point {i + 1}/{x.shape[0]}: "

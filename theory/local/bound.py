@@ -39,8 +39,10 @@ def _mutant(**flags):
     kind="upper",
     norm="l2",
     assumptions=_ASSUMPTIONS,
-    source="bound propagation: zonotopes (DeepZ, Singh et al. NeurIPS 2018) forward, interval/affine Clarke "
-    "Jacobians backward (as in Shi et al. NeurIPS 2022, local Lipschitz by bound propagation); derived here",
+    source="bound propagation: zonotopes (DeepZ, Singh et al. NeurIPS 2018) intersected with back-substitution "
+    "(DeepPoly/CROWN, Singh et al. POPL 2019, Zhang et al. NeurIPS 2018) forward, interval/affine Clarke "
+    "Jacobians backward (as in Shi et al. NeurIPS 2022, local Lipschitz by bound propagation) and the telescoped "
+    "midpoint expansion of the Clarke product set (derived here, theory/local/graph.py); the smaller of the two",
     confidence="derived",
     input_type=LocalProblem,
     value=_value,
@@ -70,7 +72,9 @@ def local_lipschitz_l2(problem: LocalProblem) -> LocalCertificate:
     :math:`J_{mid}` is the midpoint product of the layer Jacobians (ReLU derivative 1 on neurons active on the whole
     region, 0 on inactive ones, 1/2 on unstable ones), :math:`\bar A^\top B` collects the uncertain factors
     (unstable ReLUs, the spread of smooth layers' Jacobians over the region) as generators propagated exactly, and
-    :math:`\bar E` the entrywise remainder (float rounding, folded generators).
+    :math:`\bar E` the entrywise remainder (float rounding, folded generators). On networks of linear layers,
+    ReLUs and residual sums the telescoped bound of :func:`theory.local.graph.telescoped_bound` is also computed
+    and the smaller of the two is the value (``LocalCertificate.backward`` says which).
     """
     if not isinstance(problem, LocalProblem):
         from ..validate import InputError
