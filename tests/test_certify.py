@@ -300,28 +300,37 @@ def _tiny_residual(rng, kind: str, relu_out: bool = False):
     return TL.Network.create((1, n, n), layers), c
 
 
-def _preactivations(net, xs):
-    """The input of every ReLU (forward order, branch before shortcut) at the points ``xs`` (B, *input)."""
+def _walk(net, h, relu, bias: bool):
+    """``h`` (B, *input) through the network's layers with their own maps (independent of the graph code under
+    test): ``relu(h)`` at every ReLU (forward order, branch before shortcut), biases added when ``bias``."""
     from boundlab.theory.local.propagate import _Lin
-
-    out = []
 
     def run(layers, h, shape):
         for layer in layers:
             if isinstance(layer, TL.Relu):
-                out.append(h.reshape(h.shape[0], -1).copy())
-                h = np.maximum(h, 0.0)
+                h = relu(h)
             elif isinstance(layer, TL.Residual):
                 a, sa = run(layer.branch, h, shape)
                 b, _ = run(layer.shortcut, h, shape) if layer.shortcut else (h, shape)
                 h, shape = a + b, sa
             else:
                 lin = _Lin(layer, shape)
-                h = lin.fwd(h) + (lin.bias.mid if lin.bias is not None else 0.0)
+                h = lin.fwd(h) + (lin.bias.mid if bias and lin.bias is not None else 0.0)
                 shape = lin.out_shape
         return h, shape
 
-    run(net.layers, xs, net.input_shape)
+    return run(net.layers, h, net.input_shape)[0]
+
+
+def _preactivations(net, xs):
+    """The input of every ReLU (forward order, branch before shortcut) at the points ``xs`` (B, *input)."""
+    out = []
+
+    def relu(h):
+        out.append(h.reshape(h.shape[0], -1).copy())  # (B, neurons)
+        return np.maximum(h, 0.0)
+
+    _walk(net, xs, relu, bias=True)
     return out
 
 
@@ -367,25 +376,9 @@ def test_back_substitution_encloses_sampled_preactivations():
 def _masked_jacobian(net, masks):
     """The Jacobian of the network's linear parts with the ReLU derivatives ``masks`` (forward order), forward mode
     through the layers' own maps (independent of the graph code under test)."""
-    from boundlab.theory.local.propagate import _Lin
-
     it = iter(masks)
-
-    def run(layers, h, shape):
-        for layer in layers:
-            if isinstance(layer, TL.Relu):
-                h = h * next(it)[None]
-            elif isinstance(layer, TL.Residual):
-                a, sa = run(layer.branch, h, shape)
-                b, _ = run(layer.shortcut, h, shape) if layer.shortcut else (h, shape)
-                h, shape = a + b, sa
-            else:
-                lin = _Lin(layer, shape)
-                h, shape = lin.fwd(h), lin.out_shape
-        return h, shape
-
     n = int(np.prod(net.input_shape))
-    h, _ = run(net.layers, np.eye(n).reshape(n, *net.input_shape), net.input_shape)
+    h = _walk(net, np.eye(n).reshape(n, *net.input_shape), lambda h: h * next(it)[None], bias=False)  # (n, *out)
     return h.reshape(n, -1).T
 
 
