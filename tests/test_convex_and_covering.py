@@ -121,6 +121,23 @@ def test_empirical_compactness_reexports_the_estimators():
     assert E.activation_variance is K.activation_variance
 
 
+def test_neighbour_distances_dense_and_tree_paths_agree_with_brute_force(monkeypatch):
+    # catches: the dense path counting a point as its own neighbour (diagonal not excluded), an off-by-one in the
+    # partition (k-1 vs k), unsorted columns, a duplicate no longer reported, and the tree path drifting from it
+    r = np.random.default_rng(7)
+    x = r.standard_normal((120, 40))
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))  # (N, N) brute force
+    np.fill_diagonal(d, np.inf)
+    ref = np.sort(d, axis=1)[:, :5]
+    for limit in (K.DENSE_NEIGHBOURS_MAX, 10):  # dense path, then the k-d tree path
+        monkeypatch.setattr(K, "DENSE_NEIGHBOURS_MAX", limit)
+        got = K.neighbour_distances(x, 5)
+        assert got.shape == (120, 5)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
+        with pytest.raises(InputError, match="duplicate points"):
+            K.neighbour_distances(np.concatenate([x, x[:1]]), 3)
+
+
 def test_intrinsic_dimension_on_known_sets():
     r = np.random.default_rng(1)
     plane = r.random((800, 2)) @ r.standard_normal((2, 6))
