@@ -4,6 +4,9 @@ smoothness, and give a verdict on every TopoLip claim (wraps :func:`empirical.to
 Writes ``OUT/topolip/<unit>/result.json`` (+ the unit's weights) per (model, seed) and ``OUT/topolip/verdicts.json``
 (docs/results.md). ``--protocol`` starts from the documented full protocol (docs/protocol.md: 5 seeds, 12 epochs,
 probe 200, matched accuracy 0.8, brackets and the sensitivity grid); every option given explicitly overrides it.
+``--rebracket`` (same configuration options) recomputes the brackets of the finished units with the current
+certificate, without training, and rewrites the verdicts
+(:func:`empirical.topolip_experiment.rebracket_experiment`).
 """
 
 from __future__ import annotations
@@ -138,8 +141,11 @@ def _config(args):
 
 
 def cmd_experiment_topolip(args) -> int:
-    from boundlab.empirical.topolip_experiment import run_experiment
+    from boundlab.empirical.topolip_experiment import rebracket_experiment, run_experiment
 
+    if args.rebracket and args.resume:
+        raise CliError("--resume: not used with --rebracket (re-bracketing never trains; units whose brackets are "
+                       "already current are always skipped)")
     cfg = _config(args)  # every option checked before any work starts
     executor = None
     if args.workers is not None or args.scheduler is not None:
@@ -151,12 +157,17 @@ def cmd_experiment_topolip(args) -> int:
             raise CliError(f"--scheduler: {exc}") from exc
     try:
         with console_reporter() as progress:
-            res = run_experiment(cfg, args.out, resume=args.resume, device=args.device, progress=progress,
-                                 executor=executor)
+            if args.rebracket:
+                res = rebracket_experiment(cfg, args.out, progress=progress, executor=executor)
+            else:
+                res = run_experiment(cfg, args.out, resume=args.resume, device=args.device, progress=progress,
+                                     executor=executor)
     finally:
         if executor is not None:
             executor.close()
     print_verdicts(res["verdicts"])
+    if args.rebracket:
+        console.print(f"re-bracketed {len(res['rebracketed'])} unit(s); {len(res['skipped'])} already current")
     console.print(f"verdicts -> {res['path']}")
     return 0
 
@@ -211,6 +222,10 @@ def register(subparsers) -> None:
                    "quantity, >= 100 (default: 2000)")
     t.add_argument("--out", default="boundlab-results", metavar="DIR",
                    help="results folder; units go to DIR/topolip/<unit>/ (default: %(default)s)")
+    t.add_argument("--rebracket", action="store_true", help="no training: recompute the certified brackets of "
+                   "every finished unit of this configuration with the current certificate (the stored empirical "
+                   "lower bounds must reproduce), skip units already re-bracketed at this commit (clean tree), then "
+                   "rewrite verdicts.json; refused while a unit is unfinished; runs on CPU (default: off)")
     t.add_argument("--resume", action="store_true", help="continue killed units from their last checkpoint "
                    "(finished units are always skipped; default: off)")
     t.add_argument("--device", type=device, default=None, help="cpu or cuda[:N], checked before any work "

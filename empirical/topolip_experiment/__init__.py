@@ -22,13 +22,14 @@ raw and scale-normalised (``*_normalised``), because diagram distances scale wit
 
 from ._config import (SCALES, ExperimentConfig, default_probe_epochs, default_train_config, topo_config, topo_dict,
                       unit_config, unit_name)
-from ._run import DEMO_CONFIG, PROTOCOL_CONFIG, run_demo, run_experiment
+from ._run import DEMO_CONFIG, PROTOCOL_CONFIG, rebracket_experiment, run_demo, run_experiment
 from ._stats import bootstrap_mean_ci, paired, sign_flip_test, verdict_from_interval
-from ._units import WEIGHTS, WEIGHTS_MATCHED, load_unit, make_probe, run_unit, sensitivity_settings, unit_task
+from ._units import (WEIGHTS, WEIGHTS_MATCHED, load_unit, make_probe, rebracket_unit, run_unit, sensitivity_settings,
+                     unit_task)
 from ._verdicts import CLAIMS, grid_settings, summarise_unit, verdicts
 
 __all__ = ["ExperimentConfig", "SCALES", "default_train_config", "default_probe_epochs", "topo_config", "topo_dict",
            "unit_config", "unit_name", "make_probe", "run_unit", "unit_task", "run_experiment", "verdicts", "CLAIMS",
            "run_demo", "DEMO_CONFIG", "PROTOCOL_CONFIG", "summarise_unit", "grid_settings", "sensitivity_settings",
            "bootstrap_mean_ci", "paired", "sign_flip_test", "verdict_from_interval", "load_unit", "WEIGHTS",
-           "WEIGHTS_MATCHED"]
+           "WEIGHTS_MATCHED", "rebracket_unit", "rebracket_experiment"]

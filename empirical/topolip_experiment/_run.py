@@ -11,10 +11,19 @@ from .._torch import resolve_device
 from ..models import MODELS
 from ..robustness import RobustnessConfig
 from ._config import ExperimentConfig, topo_config, topo_dict, unit_config, unit_name
-from ._units import data_and_probe, unit_task
+from ._units import data_and_probe, rebracket_task, unit_task
 from ._verdicts import verdicts
 
-__all__ = ["run_experiment", "DEMO_CONFIG", "PROTOCOL_CONFIG", "run_demo"]
+__all__ = ["run_experiment", "rebracket_experiment", "DEMO_CONFIG", "PROTOCOL_CONFIG", "run_demo"]
+
+
+def _units_of(cfg: ExperimentConfig, data, topo) -> list[tuple[str, int, str]]:
+    """(model, seed, unit name) of every unit of ``cfg``, in the order the run submits them."""
+    out = []
+    for seed in cfg.seeds:
+        for m in cfg.models:
+            out.append((m, seed, unit_name(m, cfg.dataset, seed, unit_config(cfg, m, seed, data, topo))))
+    return out
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, device=None, progress=None,
@@ -33,16 +42,53 @@ def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, devi
     out = Path(out_dir)
     t_all = time.perf_counter()
     executor = executor if executor is not None else InProcess()
-    tasks = []
-    for seed in cfg.seeds:
-        for m in cfg.models:
-            ucfg = unit_config(cfg, m, seed, data, topo)
-            uname = unit_name(m, cfg.dataset, seed, ucfg)
-            tasks.append(Unit(uname, unit_task, {"cfg": cfg, "model_name": m, "seed": seed,
-                                                 "out_dir": str(out.resolve()), "resume": resume, "device": str(dev)},
-                              str(out / "topolip" / uname / "result.json"), accepts_progress=True))
+    tasks = [Unit(uname, unit_task, {"cfg": cfg, "model_name": m, "seed": seed, "out_dir": str(out.resolve()),
+                                     "resume": resume, "device": str(dev)},
+                  str(out / "topolip" / uname / "result.json"), accepts_progress=True)
+             for m, seed, uname in _units_of(cfg, data, topo)]
     ran = executor.run(tasks, progress=progress)
     units = [{**read_json(t.result_path), "skipped": bool((ran.get(t.key) or {}).get("skipped"))} for t in tasks]
+    table, path = _write_verdicts(cfg, out, data, topo, units, t_all)
+    return {"units": units, "verdicts": table, "path": path}
+
+
+def rebracket_experiment(cfg: ExperimentConfig, out_dir, *, progress=None, executor=None) -> dict:
+    """Re-bracket every finished unit of ``cfg`` in ``OUT/topolip/`` with the current certificate (no training:
+    :func:`rebracket_unit` per unit, as executor tasks like the run's), then write ``verdicts.json`` as
+    :func:`run_experiment` does; returns ``{"units", "verdicts", "path", "rebracketed", "skipped"}`` (unit names).
+
+    Refuses (:class:`InputError`, before any work) when a unit of the configuration is not finished. A unit whose
+    brackets are already those of the current commit on a clean tree is skipped, so an interrupted re-bracketing
+    resumes where it stopped (each unit's ``result.json`` is rewritten atomically once its brackets are done)."""
+    from ...io.errors import InputError
+    from ...io.executor import read_finished
+
+    cfg = cfg.validate()
+    data, _ = data_and_probe(cfg, "cpu")  # the data summary names the units; the brackets are computed on CPU
+    topo = topo_config()
+    out = Path(out_dir)
+    t_all = time.perf_counter()
+    names = [uname for _, _, uname in _units_of(cfg, data, topo)]
+    paths = {n: out / "topolip" / n / "result.json" for n in names}
+    missing = [n for n in names if read_finished(paths[n]) is None]
+    if missing:
+        raise InputError(f"rebracket: {len(missing)} of the {len(names)} unit(s) of this configuration are not "
+                         f"finished in {out / 'topolip'} ({', '.join(missing)}); finish them first (the same "
+                         f"command without --rebracket; --resume continues killed units)")
+    tasks = [Unit(f"rebracket-{n}", rebracket_task, {"unit_dir": str(paths[n].parent.resolve()),
+                                                     "data_dir": cfg.data_dir}, accepts_progress=True)
+             for n in names]
+    executor = executor if executor is not None else InProcess()
+    ran = executor.run(tasks, progress=progress)
+    skipped = [n for n in names if (ran.get(f"rebracket-{n}") or {}).get("skipped")]
+    units = [{**read_json(paths[n]), "skipped": n in skipped} for n in names]
+    table, path = _write_verdicts(cfg, out, data, topo, units, t_all)
+    return {"units": units, "verdicts": table, "path": path,
+            "rebracketed": [n for n in names if n not in skipped], "skipped": skipped}
+
+
+def _write_verdicts(cfg: ExperimentConfig, out: Path, data, topo, units: list[dict], t_all: float):
+    """The verdict table of the finished ``units`` and ``OUT/topolip/verdicts.json``; returns ``(table, path)``."""
     table = verdicts(units, topo_degree=topo.topolip_degree, topo_order=topo.topolip_order,
                      variant=cfg.topolip_variant, how=cfg.topolip_summary, n_boot=cfg.bootstrap,
                      seed=cfg.bootstrap_seed)
@@ -66,7 +112,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir, *, resume: bool = False, devi
                       {**metadata_block(config, None), "kind": "topolip_verdicts", "claims": table,
                        "timings": {"total_seconds": time.perf_counter() - t_all,
                                    "units": {f"{d['model']}-s{d['seed']}": d.get("seconds") for d in units}}})
-    return {"units": units, "verdicts": table, "path": path}
+    return table, path
 
 
 DEMO_CONFIG = ExperimentConfig(dataset="digits", image_size=16, models=MODELS, scale="tiny", epochs=3,

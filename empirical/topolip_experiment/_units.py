@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from ...io.executor import commit_result
 from ...io.progress import emit
-from ...io.results import ResultFileError, config_hash, metadata_block, read_json
+from ...io.results import ResultFileError, config_hash, git_commit, metadata_block, read_json, write_json
 from ...io.seeds import derive_seed
 from .._torch import resolve_device, torch_threads
 from ..data import ImageData, corrupt, gaussian_noise, load_dataset, probe_indices
@@ -20,7 +21,8 @@ from ..robustness import eps_key, robustness_report
 from ..training import evaluate_accuracy, fit, load_checkpoint, save_checkpoint
 from ._config import ExperimentConfig, default_train_config, topo_config, unit_config, unit_name
 
-__all__ = ["make_probe", "run_unit", "unit_task", "data_and_probe", "load_unit", "WEIGHTS", "WEIGHTS_MATCHED"]
+__all__ = ["make_probe", "run_unit", "unit_task", "data_and_probe", "load_unit", "WEIGHTS", "WEIGHTS_MATCHED",
+           "certify_label", "rebracket_unit", "rebracket_task", "brackets_current"]
 
 #: the weights a finished unit keeps (final epoch, matched-accuracy checkpoint): what ``boundlab certify`` reads
 WEIGHTS, WEIGHTS_MATCHED = "weights.pt", "weights_matched.pt"
@@ -84,6 +86,13 @@ def _certify(model, probe: dict, cfg: ExperimentConfig, seed: int, eps_list, pro
                                  progress=progress, label=label)
     finally:
         model.train(was)
+
+
+def certify_label(model_name: str, seed: int, matched_epoch: int | None = None) -> str:
+    """The label of a unit's brackets: shown in progress and part of their seed
+    (``derive_seed(seed, "certify", label)``), so training and :func:`rebracket_unit` must use this one spelling."""
+    where = "final" if matched_epoch is None else f"matched, epoch {matched_epoch}"
+    return f"{model_name} s{seed} certify ({where})"
 
 
 def sensitivity_settings(cfg: ExperimentConfig, n_test: int) -> list[dict]:
@@ -199,10 +208,10 @@ def _run_unit(cfg, model_name, seed, data, probe, out_dir, *, resume, device, pr
             entry["matched"] = True
             _save_weights(udir / WEIGHTS_MATCHED, m, h, e)
             entry["certify"] = _certify(m, probe, cfg, seed, cfg.certify_eps[:1], progress,
-                                        f"{model_name} s{seed} certify (matched, epoch {e})")
+                                        certify_label(model_name, seed, matched_epoch=e))
         if e == cfg.epochs:
             entry["certify_final"] = _certify(m, probe, cfg, seed, cfg.certify_eps, progress,
-                                              f"{model_name} s{seed} certify (final)")
+                                              certify_label(model_name, seed))
             entry["sensitivity"] = _sensitivity(m, data, cfg, topo, seed, probe["clean"].device, progress)
         return entry
 
@@ -303,6 +312,140 @@ def load_checkpoint_weights(path: Path, expect_hash: str) -> dict:
     if state.get("config_hash") != expect_hash:
         raise InputError(f"MODEL_DIR: {path} was written for another configuration than its result.json")
     return state
+
+
+# --------------------------------------------------------------------------- re-bracketing a finished unit
+def _stored_config(doc: dict, rp: Path) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` of a finished unit as far as :func:`_certify` reads it, rebuilt from the
+    unit's stored config and validated; a missing entry is an :class:`InputError` naming it."""
+    from ...theory.validate import InputError
+
+    stored = doc.get("config") or {}
+
+    def entry(path: str):
+        cur = stored
+        for key in path.split("."):
+            if not isinstance(cur, dict) or key not in cur:
+                raise InputError(f"MODEL_DIR: {rp} lacks the config entry {path} (needed to re-bracket the unit)")
+            cur = cur[key]
+        return cur
+
+    restarts = entry("certify.restarts")
+    if restarts != 2:  # _certify searches with 2 restarts: other stored brackets cannot be reproduced
+        raise InputError(f"MODEL_DIR: {rp} has config entry certify.restarts = {restarts!r}; the brackets are "
+                         f"searched with 2 restarts, so this unit cannot be re-bracketed reproducibly")
+    kw = {"dataset": entry("dataset"), "models": (entry("model"),), "seeds": (entry("seed"),),
+          "probe": entry("probe.n"), "probe_seed": entry("probe.seed"), "threads": entry("torch_threads"),
+          "certify_eps": tuple(entry("certify.eps")), "certify_points": entry("certify.points"),
+          "certify_norm": entry("certify.norm"), "certify_samples": entry("certify.samples"),
+          "certify_steps": entry("certify.steps")}
+    try:
+        return ExperimentConfig(**kw).validate()
+    except InputError as exc:
+        raise InputError(f"MODEL_DIR: {rp}: the stored config does not validate ({exc})") from exc
+
+
+def _number(v) -> float:
+    try:
+        return float(v)  # non-finite values are stored as "inf" / "nan" strings
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _check_lowers(stored: dict | None, new: dict | None, rp: Path, where: str) -> None:
+    """The recomputed empirical lower bounds must be the stored ones (relative 1e-9): they depend only on the
+    weights, the probe images and the seeded search, never on the certificate."""
+    from ...io.errors import CheckError
+
+    def lowers(block):
+        rows = (block or {}).get("per_eps") or {}
+        return {lab: [p.get("empirical_lower") for p in row.get("points") or []] for lab, row in rows.items()}
+
+    a, b = lowers(stored), lowers(new)
+    why = ("the unit's weights, probe images or search differ from those its brackets were computed with; "
+           f"{rp.name} left unchanged")
+    shape_a, shape_b = ({k: len(v) for k, v in x.items()} for x in (a, b))
+    if (stored is None) != (new is None) or shape_a != shape_b:
+        raise CheckError(f"{rp}: {where}: stored brackets {shape_a or None} (radius: points), recomputed "
+                         f"{shape_b or None}: {why}")
+    for lab, old in a.items():
+        for i, (x, y) in enumerate(zip(old, b[lab])):
+            if not math.isclose(_number(x), _number(y), rel_tol=1e-9):
+                raise CheckError(f"{rp}: {where} eps {lab} point {i}: recomputed empirical lower {y!r} != stored "
+                                 f"{x!r}: {why}")
+
+
+def _upper_gmeans(block: dict | None) -> dict | None:
+    if block is None:
+        return None
+    return {lab: row.get("certified_upper_gmean") for lab, row in (block.get("per_eps") or {}).items()}
+
+
+def rebracket_unit(unit_dir, *, data_dir=None, progress=None) -> dict:
+    """Recompute the brackets of a finished unit with the current certificate, without retraining; returns the
+    rewritten ``result.json`` document.
+
+    ``certify`` (final weights, every radius) and ``matched.certify`` (the matched-accuracy weights, the first
+    radius; only where the unit has that checkpoint) are recomputed by the call training makes (:func:`_certify`
+    with the config rebuilt from the stored one, the same labels and so the same seeds). The empirical lower bounds
+    do not depend on the certificate, so they must reproduce the stored ones: otherwise a :class:`CheckError`
+    (the unit or its probe differs) and nothing is written. ``result.json`` is rewritten atomically with the new
+    blocks and a ``rebracketed`` entry (created, commit, versions, seconds, and under ``previous`` the commit of
+    the replaced brackets and their ``certified_upper_gmean`` per checkpoint and radius; the entries of earlier
+    re-bracketings under ``earlier``); every other entry keeps its content. ``data_dir``: CIFAR-10 units only.
+    ``progress``: a :data:`boundlab.io.progress.Reporter`."""
+    d = Path(unit_dir)
+    rp = d / "result.json"
+    doc, model, _, images = load_unit(d, checkpoint="final", data_dir=data_dir)
+    cfg = _stored_config(doc, rp)
+    name, seed = cfg.models[0], cfg.seeds[0]
+    probe = {"clean": images}
+    matched = doc.get("matched") or {}
+    epoch = matched.get("epoch")
+    t0 = time.perf_counter()
+    with torch_threads(cfg.threads):
+        final = _certify(model, probe, cfg, seed, cfg.certify_eps, progress, certify_label(name, seed))
+        _check_lowers(doc.get("certify"), final, rp, "certify")
+        if epoch is not None:
+            _, model_matched, _, _ = load_unit(d, checkpoint="matched", data_dir=data_dir)
+            new_matched = _certify(model_matched, probe, cfg, seed, cfg.certify_eps[:1], progress,
+                                   certify_label(name, seed, matched_epoch=epoch))
+            _check_lowers(matched.get("certify"), new_matched, rp, "matched.certify")
+    meta, before = metadata_block(), doc.get("rebracketed")
+    entry = {"created": meta["created"], "commit": meta["commit"], "versions": meta["versions"],
+             "seconds": time.perf_counter() - t0,
+             "previous": {"commit": before.get("commit") if before else doc.get("commit"),
+                          "certified_upper_gmean": {"final": _upper_gmeans(doc.get("certify")),
+                                                    "matched": _upper_gmeans(matched.get("certify"))}}}
+    if before:
+        entry["earlier"] = [*before.get("earlier", []), {k: v for k, v in before.items() if k != "earlier"}]
+    new = {**{k: v for k, v in doc.items() if k != "skipped"}, "certify": final, "rebracketed": entry}
+    if epoch is not None:
+        new["matched"] = {**matched, "certify": new_matched}
+    write_json(rp, new)
+    return new
+
+
+def brackets_current(doc: dict, commit: str | None) -> bool:
+    """Whether a unit's brackets (those of its last re-bracketing, else of its training) were computed at
+    ``commit`` on a clean tree (a ``+dirty`` or unknown commit is never current)."""
+    if not commit or commit.endswith("+dirty"):
+        return False
+    at = doc["rebracketed"].get("commit") if doc.get("rebracketed") else doc.get("commit")
+    return at == commit
+
+
+def rebracket_task(unit_dir: str, data_dir: str | None = None, progress=None) -> dict:
+    """One finished unit through :func:`rebracket_unit` as an executor task (module level, so Dask can ship it);
+    skipped when its brackets are already current (:func:`brackets_current`), so an interrupted re-bracketing
+    resumes where it stopped. Returns a short summary."""
+    doc = read_json(Path(unit_dir) / "result.json")
+    commit = git_commit()
+    if brackets_current(doc, commit):
+        emit(progress, "rebracket", message=f"{doc.get('unit')}: brackets already at commit {commit[:12]}, skipped")
+        return {"unit": doc.get("unit"), "skipped": True}
+    new = rebracket_unit(unit_dir, data_dir=data_dir, progress=progress)
+    return {"unit": new.get("unit"), "skipped": False, "seconds": new["rebracketed"]["seconds"]}
 
 
 @functools.lru_cache(maxsize=4)
