@@ -114,7 +114,7 @@ def bracket_model(model, images, eps_list, *, norm: str = "linf", seed: int = 0,
     glob = global_summary(m64)
     opts = options or Options()
     out = {"norm": norm, "search": search.as_dict(), "global": glob, "per_eps": {},
-           "options": {"max_generators": opts.max_generators, "back_substitution": opts.back_substitution,
+           "options": {"max_generators": opts.max_generators, "generator_entries": opts.generator_entries, "back_substitution": opts.back_substitution,
                        "telescoped": opts.telescoped}}
     total, done = len(eps_list) * x.shape[0], 0
     for e in eps_list:

@@ -2,8 +2,10 @@ r"""The network as a graph of its linear maps, ReLUs and residual sums: back-sub
 Jacobian bound (float64, every rounding folded outward).
 
 The forward pass of :mod:`theory.local.propagate` records every layer as a node of a :class:`Graph` (``input``,
-``lin``, ``relu``, ``add``; a smooth layer is an ``opaque`` node, after which neither method below is used). Each
-node keeps a bound ``mag`` of :math:`|y|` over the region (the zonotope's hull), used only to bound roundings.
+``lin``, ``relu``, ``add``, ``smooth``: an attention or LayerNorm layer with its interval Jacobian over the region;
+``opaque``: a smooth layer bounded only by a constant). Back-substitution is used only below the first smooth
+node, the telescoped bound wherever no node is opaque. Each node keeps a bound ``mag`` of :math:`|y|` over the
+region (the zonotope's hull), used only to bound roundings.
 
 **Back-substitution** (:func:`relu_bounds`, DeepPoly / CROWN, Singh et al. POPL 2019, Zhang et al. NeurIPS 2018).
 A row :math:`\lambda` over the pre-activation :math:`z_p` of a ReLU is pulled back to the input: through a linear
@@ -20,7 +22,12 @@ per-node weight :math:`w_n` (e.g. :math:`\gamma_k|W|\,\mathrm{mag}_{in}` for a l
 The result is an upper bound of :math:`\lambda\cdot z_p` over the region for every row (lower bounds: the rows
 negated). :mod:`.propagate` intersects these with the zonotope's hull (both enclose :math:`z_p`).
 
-**Telescoped Jacobian bound** (:func:`telescoped_bound`, derived here). Number the ReLUs in forward order, let
+**Telescoped Jacobian bound** (:func:`telescoped_bound`, derived here). Stated for ReLUs; a smooth node k is one
+more factor :math:`\bar J_k+\Delta_k` with :math:`|\Delta_k|\le\rho_k` entrywise, written
+:math:`\Delta_k=\|\rho_k\|_2S_k`, :math:`\|S_k\|_2\le1` (spectral norms are monotone on non-negative
+matrices), with its tap :math:`A_k=\|\rho_k\|_2X_k`, :math:`P_k` the midpoint Jacobian of its whole input and
+the entrywise alternative :math:`|X_k|\rho_k|P_k|` (the block-diagonal
+:math:`\mathrm{diag}(S_k)` of rectangular blocks still has norm <= 1). Number the ReLUs in forward order, let
 :math:`D_k=\bar D_k+\Delta_k` be the diagonal Clarke derivative of ReLU k (:math:`\bar D_k` the midpoint,
 :math:`|\Delta_k|\le R_k`, non-zero only on the unstable set :math:`U_k`). The Jacobian of any quantity y (the
 logits, or the pre-activations of an unstable set) with respect to the input is multilinear in the
@@ -77,15 +84,20 @@ class _Node:
     icpt_up: np.ndarray | None = None
     slope_lo: np.ndarray | None = None
     deriv: Box | None = None
+    jac: object = None              # a smooth node's interval Jacobian (theory.local.propagate._SmoothJac)
 
 
 @dataclass
 class Graph:
-    """The nodes in creation (topological) order; ``pure`` is False once an opaque (smooth) node is added."""
+    """The nodes in creation (topological) order. ``pure`` (back-substitution applies) is False once a smooth or
+    opaque node is added; ``telescopable`` (the telescoped bound applies) only once an opaque one is.
+    ``uncertain``: the ReLU and smooth nodes (the factors of the Jacobian that vary over the region), in order."""
 
     nodes: list = field(default_factory=list)
     relus: list = field(default_factory=list)
+    uncertain: list = field(default_factory=list)
     pure: bool = True
+    telescopable: bool = True
     x_mid: np.ndarray | None = None
     x_rad: np.ndarray | None = None
 
@@ -125,6 +137,14 @@ class Graph:
         self.nodes.append(_Node("relu", (src,), tuple(lo.shape), np.asarray(mag_out), w, relu_index=idx, lo=lo,
                                 hi=hi, slope_up=s, icpt_up=t, slope_lo=a, deriv=deriv))
         self.relus.append(len(self.nodes) - 1)
+        self.uncertain.append(len(self.nodes) - 1)
+        return len(self.nodes) - 1
+
+    def smooth(self, src: int, jac, mag_out: np.ndarray) -> int:
+        """A smooth layer (attention, LayerNorm) whose Jacobian lies in the interval matrix ``jac`` on the region."""
+        self.pure = False
+        self.nodes.append(_Node("smooth", (src,), tuple(jac.out_shape), np.asarray(mag_out), jac=jac))
+        self.uncertain.append(len(self.nodes) - 1)
         return len(self.nodes) - 1
 
     def add(self, a: int, b: int, mag_out: np.ndarray) -> int:
@@ -132,7 +152,7 @@ class Graph:
         return len(self.nodes) - 1
 
     def opaque(self, src: int, shape, mag_out: np.ndarray) -> int:
-        self.pure = False
+        self.pure = self.telescopable = False
         self.nodes.append(_Node("opaque", (src,), tuple(shape), np.asarray(mag_out)))
         return len(self.nodes) - 1
 
@@ -163,8 +183,8 @@ def _pull(g: Graph, p: int, rows: np.ndarray, intercepts: bool = True) -> np.nda
             val = a + b + const
             tot = up(err + gamma(steps + 4) * (cabs + np.abs(a) + b) + 4 * U * np.abs(val), k + 8)
             return np.nextafter(val + tot, np.inf)
-        if node.kind == "opaque":  # pragma: no cover - callers only pull back on pure graphs
-            raise ValueError("back-substitution through an opaque node")
+        if node.kind in ("opaque", "smooth"):  # pragma: no cover - callers only pull back on pure graphs
+            raise ValueError(f"back-substitution through a {node.kind} node")
         aL = np.abs(L).reshape(R, -1)
         err += up(aL @ node.w.ravel(), aL.shape[1] + 2)
         if node.kind == "lin":
@@ -233,10 +253,14 @@ def _fro_up(e: np.ndarray) -> float:
 
 
 def _mid_back(g: Graph, p: int, rows: np.ndarray, base: int = 0):
-    """Pull ``rows`` back from node ``p`` with the ReLUs at their midpoint derivatives: returns the taps
-    ``{relu index: (A, EA)}`` (``A = M[:, U_k] R_k`` before ReLU k, ``EA`` its entrywise error) and ``(P, EP)`` at
-    node ``base`` (the input, or a cut node every path from ``p`` to the input passes through): the midpoint
-    Jacobian of the rows with respect to it and its error."""
+    r"""Pull ``rows`` back from node ``p`` with the ReLUs at their midpoint derivatives and the smooth layers at
+    their midpoint Jacobians: returns the taps ``{node id: (A, EA, W)}`` and ``(P, EP)`` at node ``base`` (the
+    input, or a cut node every path from ``p`` to the input passes through): the midpoint Jacobian of the rows
+    with respect to it and its error. A ReLU's tap: ``A = M[:, U_k] R_k`` (M the rows pulled back to ReLU k's
+    output, ``R_k`` the derivative radii on its unstable set), ``EA`` its entrywise error, ``W = |A| + EA``. A smooth
+    layer's (Jacobian :math:`\bar J_k+\Delta_k`, :math:`|\Delta_k|\le\rho`): ``A = ||rho||_2 M`` (then
+    :math:`\Delta_k=\|\rho\|_2S_k`, :math:`\|S_k\|_2\le1`), ``W = (|M| + E) rho`` (the entrywise bound
+    :math:`|M\Delta_k|\le W`)."""
     R = rows.shape[0]
     st = {p: (rows, np.zeros_like(rows))}
     taps = {}
@@ -257,6 +281,19 @@ def _mid_back(g: Graph, p: int, rows: np.ndarray, base: int = 0):
             if lin.bwd_rad is not None:
                 E2 = E2 + lin.bwd_rad(am + E)
             nxt = (lin.bwd(M), up(E2, lin.fan_out + 12))
+        elif node.kind == "smooth":
+            jac = node.jac
+            jm, jr = jac.box.mid, jac.box.rad
+            fan = jm.shape[-2]
+            am = np.abs(M)
+            if (jr > 0).any():
+                rho = (norm_up(jr) if jac.kind == "dense" else max(norm_up(b) for b in jr))
+                A = rho * M.reshape(R, -1)
+                EA = up(rho * E.reshape(R, -1) + U * np.abs(A), 2)
+                W = up(jac.mat_back(jr, am + E).reshape(R, -1), fan + 4)
+                taps[n] = (A, EA, W)
+            E2 = jac.mat_back(np.abs(jm), E + gamma(fan + 1) * am)
+            nxt = (jac.mat_back(jm, M), up(E2, fan + 12))
         elif node.kind == "relu":
             dm, dr = node.deriv.mid, node.deriv.rad
             u = np.flatnonzero(dr.ravel() > 0)
@@ -264,7 +301,7 @@ def _mid_back(g: Graph, p: int, rows: np.ndarray, base: int = 0):
                 drs = dr.ravel()[u]
                 A = M.reshape(R, -1)[:, u] * drs
                 EA = up(E.reshape(R, -1)[:, u] * drs + U * np.abs(A), 2)
-                taps[node.relu_index] = (A, EA)
+                taps[n] = (A, EA, up(np.abs(A) + EA, 1))
             M2 = M * dm
             nxt = (M2, up(E * np.abs(dm) + U * np.abs(M2), 2))
         else:  # add: both summands
@@ -294,7 +331,9 @@ class _Level:
 
 def _stage(taps: dict, levels: dict, n_in: int) -> tuple[float, float]:
     """(first-order bound, higher-order bound) of the telescoped sum over the taps."""
-    ks = [k for k in sorted(taps) if k in levels]
+    if any(k not in levels for k in taps):  # pragma: no cover - every tap's level is computed before it is used
+        return math.inf, math.inf
+    ks = sorted(taps)
     if not ks:
         return 0.0, 0.0
     A = np.concatenate([taps[k][0] for k in ks], axis=1)
@@ -309,7 +348,7 @@ def _stage(taps: dict, levels: dict, n_in: int) -> tuple[float, float]:
         nP = round_up(norm_up(P) + _fro_up(EP))
     ent = None
     for k in ks:
-        a = np.abs(taps[k][0]) + taps[k][1]
+        a = taps[k][2]
         b = np.abs(levels[k].P) + levels[k].EP
         t = a @ b
         ent = t if ent is None else ent + t
@@ -343,15 +382,18 @@ def _telescope(g: Graph, out: int, base: int, higher: bool) -> dict:
     """The telescoped bound of the Jacobian of node ``out`` with respect to node ``base`` (a cut)."""
     n_in = int(np.prod(g.nodes[base].shape))
     levels: dict = {}
-    for k, nid in enumerate(g.relus):
+    for nid in g.uncertain:
         if not base < nid <= out:
             continue
         node = g.nodes[nid]
-        u = np.flatnonzero(node.deriv.rad.ravel() > 0)
-        if not u.size:
-            continue
         p = node.ins[0]
         shape = g.nodes[p].shape
+        if node.kind == "relu":   # the unstable pre-activations
+            u = np.flatnonzero(node.deriv.rad.ravel() > 0)
+        else:                     # a smooth layer: its whole input
+            u = np.arange(int(np.prod(shape))) if (node.jac.box.rad > 0).any() else np.zeros(0, dtype=np.int64)
+        if not u.size:
+            continue
         rows = np.zeros((u.size, int(np.prod(shape))))
         rows[np.arange(u.size), u] = 1.0
         taps, (P, EP) = _mid_back(g, p, rows.reshape(u.size, *shape), base)
@@ -359,7 +401,7 @@ def _telescope(g: Graph, out: int, base: int, higher: bool) -> dict:
         dev = round_up(first + (hi if higher else 0.0))
         if not math.isfinite(dev):
             return {"value": math.inf}
-        levels[k] = _Level(P, EP, dev, _gram(P, EP))
+        levels[nid] = _Level(P, EP, dev, _gram(P, EP))
     shape = g.nodes[out].shape
     n = int(np.prod(shape))
     taps, (P, EP) = _mid_back(g, out, np.eye(n).reshape(n, *shape), base)
@@ -375,6 +417,6 @@ def telescoped_bound(g: Graph, out: int, higher: bool = True) -> dict:
     """The telescoped bound of ``sup ||J_f(D)||_2`` over the Clarke product set (module docstring): ``{"value",
     "mid", "first_order", "higher_order"}``; ``value`` is ``inf`` when the graph is not pure. ``higher=False``
     leaves the higher-order terms out: a deliberate slip (not a bound) for the tests."""
-    if not g.pure:
+    if not g.telescopable:
         return {"value": math.inf}
     return _telescope(g, out, 0, higher)

@@ -20,11 +20,14 @@ exact because softmax rows sum to 1) as bilinear products whose linear part is e
 :math:`p_{ij}=1/\sum_k\exp(S_{ik}-S_{ij})` with exact differences (so what two logits share cancels) and sound
 chord/tangent relaxations of exp and of the reciprocal (the denominator is >= 1); the box term is turned back into
 generators before every attention layer. So the logits and the softmax are bounded on the region's actual
-tokens. LayerNorm is mapped by the mean-value form: for x in Z and the centre c,
-:math:`F(x)=F(c)+\bar J(x-c)` with :math:`\bar J` in the interval Jacobian :math:`[J]` of F over the region
-(from the centred input's exact hull; the segment [c, x] stays in the region's hull), so
-
-.. math:: F(Z)\subseteq F(c)+J_{mid}\,(Z-c)+[-1,1]\,J_{rad}\,(\textstyle\sum_j|g_j|+r).
+tokens. LayerNorm is mapped by zonotope arithmetic on its parts (:func:`_zlayernorm`): the centred input
+:math:`x_c` (linear), :math:`v=|x_c|^2/d` (first order in the generators, the second-order part
+:math:`\frac1d\sum_a\Delta_a^2\in[0,\frac1d\sum_a(s_a+r_a)^2]` in the box term), :math:`1/\sigma=(v+\epsilon)^{-1/2}`
+by a chord relaxation (convex, decreasing; the lower offset in closed form), and :math:`y=x_c/\sigma` as an
+entrywise product; so first-order correlations survive LayerNorm (the earlier mean-value form
+:math:`F(c)+J_{mid}(Z-c)+J_{rad}|Z-c|` put a first-order term in the box: on the trained ViT at 2/255 its
+logits' enclosure was 5x wider). After every smooth layer the box term is turned into generators, so that
+the following linear maps carry it with its signs rather than through :math:`|W|`.
 
 Attention's interval Jacobian over the region comes from the closed form
 :math:`\partial Y_{io}/\partial X_{pa}=P_{ip}M_{ao}+\delta_{ip}C_i[a,o]+P_{ip}q_{ia}(v_p-\bar v_i)_o`,
@@ -53,11 +56,12 @@ and folded generators go to the entrywise remainder E. At the input,
 :math:`\|E\|_2\le\|\bar E\|_2` since the spectral norm is monotone on entrywise-dominating non-negative matrices). Spectral norms of float matrices are rounded up with the project's
 margin (:func:`theory.numerics.round_up`).
 
-**Telescoped bound.** On a graph of linear layers, ReLUs and residual sums the same Clarke product set is also
-bounded by :func:`theory.local.graph.telescoped_bound` (the midpoint Jacobian plus, ReLU by ReLU, the first-order
-term with exact midpoint maps and the higher orders through norms of exact midpoint maps, bottom-up), which does
-not pass the higher orders through entrywise absolute values; the certificate is the smaller of the two
-(``LocalCertificate.backward``; ``telescoped`` holds its parts). On the trained ResNet-18 (17 ReLU layers) the
+**Telescoped bound.** The same Clarke product set is also bounded by
+:func:`theory.local.graph.telescoped_bound` (the midpoint Jacobian plus, factor by factor, the first-order term
+with exact midpoint maps and the higher orders through norms of exact midpoint maps, bottom-up; the uncertain
+factors are the unstable ReLUs and the smooth layers' interval Jacobians), which does not pass the higher orders
+through entrywise absolute values; the certificate is the smaller of the two (``LocalCertificate.backward``;
+``telescoped`` holds its parts). Only a fallback constant (a smooth layer not bounded locally) rules it out. On the trained ResNet-18 (17 ReLU layers) the
 generator set's entrywise spread grows ~2x per ReLU layer, the telescoped bound ~1.5x.
 """
 
@@ -84,17 +88,24 @@ _CHUNK = 128  # generators per convolution GEMM (bounds the im2col buffer)
 @dataclass(frozen=True)
 class Options:
     """Knobs of the propagation. ``max_generators``: zonotope generators kept between top-level layers (the
-    smallest are folded into the box term, which stays sound and costs tightness). ``back_substitution`` /
+    smallest are folded into the box term, which stays sound and costs tightness), raised to
+    ``generator_entries // size`` where the layer is small (``size`` entries per generator: a ViT's 16 x 32 tokens
+    keep 32768, a ResNet's 64 x 16 x 16 feature map 3000), so memory stays ~``8 * generator_entries`` bytes. ``back_substitution`` /
     ``telescoped``: the back-substitution pre-activation bounds and the telescoped Jacobian bound of
     :mod:`theory.local.graph` (each only tightens; off: the zonotope/generator certificate alone). The ``mutant_*``
     flags are the deliberate slips the verification suite must catch; they are never set by a user-facing path."""
 
     max_generators: int = 3000
+    generator_entries: int = 2 ** 24        # the memory cap: generators x entries per generator
     back_substitution: bool = True          # ReLU pre-activation bounds also by back-substitution (graph.py)
     telescoped: bool = True                 # also the telescoped Jacobian bound (graph.py); the smaller is reported
     mutant_drop_unstable: bool = False      # unstable ReLUs get derivative 0 instead of [0, 1]
     mutant_smooth_at_centre: bool = False   # attention/LayerNorm Jacobians at the centre only (region ignored)
     mutant_layernorm_at_centre: bool = False
+
+    def keep(self, size: int) -> int:
+        """Generators kept for a layer of ``size`` entries per generator (see ``max_generators``)."""
+        return max(int(self.max_generators), int(self.generator_entries) // max(int(size), 1))
 
 
 # ============================================================================ linear maps
@@ -358,17 +369,31 @@ def _zbilinear(a: Zonotope, b: Zonotope) -> Zonotope:
     return Zonotope(c, G, up(r, 2 * k + 12))
 
 
-def _relax(z: Zonotope, kind: str, floor: float | None = None) -> Zonotope:
-    r"""Entrywise sound affine relaxation of a convex function (``exp``, or ``recip`` = 1/x on x > 0):
+def _relax(z: Zonotope, kind: str, floor: float | None = None, eps: float = 0.0) -> Zonotope:
+    r"""Entrywise sound affine relaxation of a convex function (``exp``; ``recip`` = 1/x on x > 0; ``rsqrt`` =
+    :math:`(x+\epsilon)^{-1/2}` on x >= 0, ``eps`` the :math:`\epsilon > 0`):
     :math:`f(x)\in\lambda x+[\beta_{lo},\beta_{hi}]` on the entry's interval [l, u], with the chord slope
     :math:`\lambda`; :math:`\beta_{hi}` is the larger endpoint value of :math:`f-\lambda x` (convex), and
-    :math:`\beta_{lo}` its global minimum (where :math:`f'=\lambda`), valid for any float :math:`\lambda`."""
+    :math:`\beta_{lo}` its global minimum (where :math:`f'=\lambda`; for rsqrt in closed form,
+    :math:`\min_{t>0}(t^{-1/2}-\lambda t)+\lambda\epsilon=\tfrac32(-2\lambda)^{1/3}+\lambda\epsilon`), valid
+    for any float :math:`\lambda` (< 0 for the decreasing ones)."""
     b = z.box()
     lo, hi = b.lower, b.upper
     if floor is not None:  # a known lower bound of every entry (e.g. a softmax denominator >= 1)
         lo = np.minimum(np.maximum(lo, floor), hi)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if kind == "exp":
+        if kind == "rsqrt":  # every entry is a mean of squares: clip at 0
+            lo = np.maximum(lo, 0.0)
+            hi = np.maximum(hi, lo)
+            f_lo, f_hi = 1.0 / np.sqrt(lo + eps), 1.0 / np.sqrt(hi + eps)
+            w = hi - lo
+            # the chord; on a (near-)degenerate interval the derivative at lo (any lambda < 0 is sound)
+            lam = np.where(w > 1e-12 * (lo + eps), (f_hi - f_lo) / np.where(w > 0, w, 1.0), -0.5 * f_lo / (lo + eps))
+            lam = np.minimum(lam, -1e-300)
+            f_lo_hi, f_hi_hi = f_lo * (1 + 8 * U), f_hi * (1 + 8 * U)   # upper bounds of f at the ends
+            cube = np.cbrt(-2.0 * lam)
+            g_min = 1.5 * cube + lam * eps - 16 * U * (1.5 * cube + np.abs(lam * eps)) - 1e-300
+        elif kind == "exp":
             e_lo, e_hi = np.exp(lo), np.exp(hi)
             w = hi - lo
             lam = np.where(w > 1e-300, np.exp(lo) * np.expm1(w) / np.where(w > 1e-300, w, 1.0), e_lo)
@@ -599,29 +624,93 @@ def layernorm_box(layer: LayerNorm, x: Box) -> Box:
     return y * Box.point(layer.gamma) + Box.point(layer.beta)
 
 
-def _layernorm_jacobian(layer: LayerNorm, xc: Box) -> _SmoothJac:
+def _layernorm_jacobian(layer: LayerNorm, xc: Box, parts=None) -> _SmoothJac:
+    r"""LayerNorm's interval Jacobian over the region from boxes of ``1/sigma`` and ``y`` (``parts``: a sound
+    ``(inv, y)`` pair, e.g. from :func:`_zlayernorm`; default: from the centred input's box ``xc``)."""
     inv, y, inv_d = _ln_parts(layer, xc)
+    if parts is not None:
+        inv, y = _intersect(inv, parts[0]), _intersect(y, parts[1])
     n, d = xc.mid.shape
     core = _centring(d)[None] - (y[:, :, None] * y[:, None, :]) * inv_d   # (n, d, d)
     scale = Box.point(layer.gamma)[None, :] * Box(inv.mid[:, None], inv.rad[:, None])  # (n, d)
     return _SmoothJac(core * Box(scale.mid[:, :, None], scale.rad[:, :, None]), "blockdiag", (n, d), (n, d))
 
 
+def _zmul(a: Zonotope, b: Zonotope) -> Zonotope:
+    r"""Entrywise product of two zonotopes over the same symbols (numpy broadcasting):
+    :math:`(a_c+\Delta_a)(b_c+\Delta_b)=a_cb_c+a_c\Delta_b+b_c\Delta_a+\Delta_a\Delta_b`, the linear part exact
+    in the generators, :math:`|a_c|r_b+|b_c|r_a+(s_a+r_a)(s_b+r_b)` in the box term."""
+    c = a.c * b.c
+    G = a.G * b.c + a.c * b.G
+    sa, sb = a.gsum(), b.gsum()
+    aa, ab = np.abs(a.c), np.abs(b.c)
+    r = (aa * b.r + ab * a.r + (sa + a.r) * (sb + b.r)
+         + gamma(2) * (sa * ab + aa * sb) + U * np.abs(c))
+    return Zonotope(c, G, up(r, 8))
+
+
+def _zsqmean(z: Zonotope) -> Zonotope:
+    r""":math:`v=\frac1d\sum_ax_a^2` over the last axis (d entries): centre :math:`\frac1d\sum c_a^2`, generators
+    :math:`\frac2d\sum_ac_ag_{ja}` (exact first order), and the second-order part
+    :math:`\frac1d\sum_a(\Delta_a)^2\in[0,\frac1d\sum_a(s_a+r_a)^2]` (one-sided) plus :math:`\frac2d\sum|c_a|r_a`
+    in the box term."""
+    d = z.c.shape[-1]
+    inv_d, err = 1.0 / d, U                       # fl(1/d) = (1/d)(1 + e), |e| <= u
+    s = z.gsum()
+    ac = np.abs(z.c)
+    q = up(((s + z.r) ** 2).sum(-1), d + 4)          # >= sum_a Delta_a^2
+    c0 = (z.c * z.c).sum(-1)
+    G0 = 2.0 * (z.G * z.c).sum(-1) if z.m else np.zeros((0, *c0.shape))
+    r0 = (2.0 * (ac * z.r).sum(-1) + gamma(d + 2) * ((ac * ac).sum(-1) + 2.0 * (ac * s).sum(-1)))
+    c0 = c0 + 0.5 * q                              # the one-sided part [0, q] as q/2 +- q/2
+    r0 = up(r0 + 0.5 * q + U * np.abs(c0), d + 8)
+    c = c0 * inv_d
+    G = G0 * inv_d
+    gs = up(np.abs(G0).sum(axis=0), z.m + 2) if z.m else 0.0
+    r = up(r0 * inv_d * (1 + err) + (np.abs(c0) + gs) * inv_d * (err + 2 * U), 6)
+    return Zonotope(c, G, r)
+
+
+def _zlayernorm(layer: LayerNorm, z: Zonotope) -> tuple[Zonotope, Box, Box]:
+    r"""LayerNorm by zonotope arithmetic on its parts: the centred input :math:`x_c=x(I-\mathbf1\mathbf1^\top/d)`
+    (linear), the variance :math:`v=|x_c|^2/d` (:func:`_zsqmean`), :math:`1/\sigma=(v+\epsilon)^{-1/2}`
+    (:func:`_relax`), :math:`y=x_c/\sigma` (:func:`_zmul`, one :math:`1/\sigma` per token) and
+    :math:`\gamma\odot y+\beta`. First-order terms stay in the generators (correlations kept); only second-order
+    terms and the relaxation's width go to the box term. Returns (output zonotope, box of 1/sigma, box of y)."""
+    d = layer.gamma.size
+    xc = _zmap(z, _centring(d))
+    inv = _relax(_zsqmean(xc), "rsqrt", eps=float(layer.eps))
+    inv_t = Zonotope(inv.c[..., None], inv.G[..., None], inv.r[..., None])    # (n,) -> (n, 1): per token
+    y = _zmul(xc, inv_t)
+    g = layer.gamma
+    c = y.c * g + layer.beta
+    G = y.G * g
+    r = up(y.r * np.abs(g) + U * (np.abs(y.c * g) + y.gsum() * np.abs(g)) + U * np.abs(c), 6)
+    return Zonotope(c, G, r), inv.box(), y.box()
+
+
 def _layernorm_forward(layer: LayerNorm, z: Zonotope, opts: Options):
-    """Mean-value transformer of LayerNorm with the Jacobian over the region (from the centred zonotope)."""
+    """LayerNorm's transformer (:func:`_zlayernorm`) and its interval Jacobian over the region. Under the
+    ``mutant_*_at_centre`` slips: the mean-value form with the Jacobian at the centre only (region ignored)."""
     d = layer.gamma.size
     centre_only = opts.mutant_smooth_at_centre or opts.mutant_layernorm_at_centre
     xc = _zmap(Zonotope(z.c, z.G[:0], np.zeros_like(z.c)) if centre_only else z, _centring(d)).box()
-    jac = _layernorm_jacobian(layer, xc)
-    fc = layernorm_box(layer, Box.point(z.c))
-    s = z.gsum()
-    G = jac.mat_apply(jac.box.mid, z.G) if z.m else np.zeros((0, *z.c.shape))
-    r = (fc.rad + jac.mat_apply(np.abs(jac.box.mid), (z.r + gamma(d) * s)[None])[0]
-         + jac.mat_apply(jac.box.rad, (s + z.r)[None])[0])
-    inv = _ln_parts(layer, xc)[0]
+    if centre_only:
+        jac = _layernorm_jacobian(layer, xc)
+        fc = layernorm_box(layer, Box.point(z.c))
+        s = z.gsum()
+        G = jac.mat_apply(jac.box.mid, z.G) if z.m else np.zeros((0, *z.c.shape))
+        r = (fc.rad + jac.mat_apply(np.abs(jac.box.mid), (z.r + gamma(d) * s)[None])[0]
+             + jac.mat_apply(jac.box.rad, (s + z.r)[None])[0])
+        out = Zonotope(fc.mid, G, up(r, d + 12))
+        inv = _ln_parts(layer, xc)[0]
+    else:
+        out, inv_box, y_box = _zlayernorm(layer, z)
+        jac = _layernorm_jacobian(layer, xc, (inv_box, y_box))
+        inv = _intersect(_ln_parts(layer, xc)[0], inv_box)
     info = {"sigma_inverse": [float(inv.lower.min()), float(inv.upper.max())],
             "global_constant": round_up(float(np.max(np.abs(layer.gamma))) / math.sqrt(layer.eps))}
-    return Zonotope(fc.mid, G, up(r, d + 12)), jac, info
+    return out, jac, info
 
 
 def _smooth_forward(layer, z: Zonotope, opts: Options):
@@ -637,7 +726,8 @@ def _smooth_forward(layer, z: Zonotope, opts: Options):
             z2, jac, extra = _layernorm_forward(layer, z, opts)
     info.update(extra)
     ok = jac.box.finite() and np.isfinite(z2.c).all() and np.isfinite(z2.r).all() and np.isfinite(z2.G).all()
-    return (z2, jac, info) if ok else (None, None, info)
+    # the box term as fresh generators: later linear maps then carry it with its signs, not through |W|
+    return (_as_generators(z2), jac, info) if ok else (None, None, info)
 
 
 def _global_constant(layer, info: dict) -> tuple[float, str]:
@@ -752,7 +842,8 @@ def _run(layers, names, z: Zonotope, shape, opts: Options, stats: list, top: boo
             row.update(info)
             z, shape = z2, out_shape
             if graph is not None:
-                src = graph.opaque(src, shape, z.box().mag)
+                src = (graph.smooth(src, jac, z.box().mag) if rec.kind == "smooth"
+                       else graph.opaque(src, shape, z.box().mag))
         elif isinstance(layer, Residual):
             m0 = z.m
             zb, sb_shape, rb, nb = _run(layer.branch, [f"{name}.branch.{i}" for i in range(len(layer.branch))], z,
@@ -780,9 +871,10 @@ def _run(layers, names, z: Zonotope, shape, opts: Options, stats: list, top: boo
             rec = _Rec(name, "linear", lin=lin, out_shape=shape)
             if graph is not None:
                 src = graph.lin(src, lin, z.box().mag)
-        if top and z.m > opts.max_generators:
-            row["folded"] = z.m - opts.max_generators
-            z = z.fold(opts.max_generators)
+        keep = opts.keep(z.c.size)
+        if top and z.m > keep:
+            row["folded"] = z.m - keep
+            z = z.fold(keep)
         row["generators_out"] = z.m
         row["seconds"] = time.perf_counter() - t0
         stats.append(row)
@@ -983,7 +1075,7 @@ def _chain(recs: list, st: _Back, in_shape, factors: list, opts: Options, top: b
             factors.append({"part": rec.name, "value": const, "note": rec.note or "residual bounded by parts"})
             st = _start(prev_shape)
         if top:  # never inside a residual path: its first generators must stay those shared with the other path
-            st = st.fold(opts.max_generators)
+            st = st.fold(opts.keep(int(np.prod(st.M.shape[1:]))))
     return st
 
 
@@ -1054,7 +1146,7 @@ def certify(problem: LocalProblem, opts: Options | None = None) -> LocalCertific
         for f in factors:
             value = round_up(value * f["value"])
     tele: dict = {"value": math.inf}
-    if opts.telescoped and graph.pure:
+    if opts.telescoped and graph.telescopable:
         t1 = time.perf_counter()
         with np.errstate(all="ignore"):
             tele = telescoped_bound(graph, out)
