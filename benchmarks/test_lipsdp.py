@@ -108,7 +108,9 @@ def test_lipsdp_depth_chordal_targets(benchmark, net, target_s, target_mb):
     assert "error" not in proc, proc
     benchmark.extra_info.update({"certified": res.certified, "peak_rss_mb": proc["peak_rss_mb"],
                                  "target_seconds": target_s, "target_rss_mb": target_mb,
-                                 "newton_steps": res.pieces[0].get("newton_steps")})
+                                 "newton_steps": res.pieces[0].get("newton_steps"),
+                                 "algorithm": res.pieces[0].get("algorithm"),
+                                 "algorithm_fallback": res.pieces[0].get("algorithm_fallback")})
     assert res.certified >= res.solver_value and res.lambda_max < 0
 
 

@@ -304,11 +304,8 @@ def test_report_section_plots_committed_history(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_bench_run_head_of_this_checkout(tmp_path, request):
+def test_bench_run_head_of_this_checkout(tmp_path):
     """The real thing on this repository (slow: a fresh environment importing torch): HEAD with one benchmark."""
-    expr = request.config.getoption("markexpr") or ""
-    if not os.environ.get("BOUNDLAB_SLOW") and ("slow" not in expr or "not slow" in expr):
-        pytest.skip("slow (~30 s: a fresh environment importing torch); run with -m slow or BOUNDLAB_SLOW=1")
     hist = tmp_path / "hist"
     r = subprocess.run([sys.executable, "-m", "boundlab", "bench", "run", "HEAD", "-k", "diagram_w2", "--repeat",
                         "1", "--history", str(hist)], capture_output=True, text=True, timeout=600)

@@ -139,9 +139,12 @@ def _numbers_of_unit(doc: dict) -> dict:
     return {"train_loss": doc["train_loss"], "epochs": keep}
 
 
+@pytest.mark.slow
 def test_topolip_sweep_on_dask_with_a_killed_worker_matches_in_process(tmp_path):
     """The real experiment sweep (tiny) on a 2-worker LocalCluster, one worker SIGKILLed while it trains a unit:
-    every unit ends with exactly one finished result, with the same numbers as the in-process sweep."""
+    every unit ends with exactly one finished result, with the same numbers as the in-process sweep (slow: 30-40
+    s on 2 cores; the default run keeps test_dask_local_cluster_survives_a_killed_worker, the same kill on a
+    cheap task)."""
     pytest.importorskip("distributed")
     import threading
     from dataclasses import replace

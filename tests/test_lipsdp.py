@@ -99,6 +99,98 @@ def test_chordal_equals_monolithic(random_net):
             assert chordal.certified >= chordal.solver_value and chordal.lambda_max < 0
 
 
+def test_primal_dual_and_barrier_reach_the_same_optimum():
+    # the two structured algorithms solve the same SDP from the same start: their proposals agree to the solvers'
+    # tolerance (measured: <= 2.4e-8 relative on 200 random nets, relu/leaky/tanh/sigmoid, local slopes, both forms),
+    # and the chordal method's default is the primal-dual one. wrong code caught: a corrector with the wrong sign
+    # (stalls primal infeasible), the start returned instead of the best dual-feasible iterate (the Schur
+    # complement's algebra: test_primal_dual_schur_complement_is_the_dense_one)
+    from boundlab.theory.lipsdp_chordal import Chain, certify_chain, solve_structured
+
+    nets = [_seeded_net(3, [2, 5, 4, 6, 1], "relu"), _seeded_net(4, [3, 6, 2, 5, 2], "sigmoid", 2.0),
+            _seeded_net(5, [2, 4, 5, 3], "leaky_relu", 1.5, negative_slope=-0.5), _seeded_net(7, [3, 5, 5, 5, 5, 1], "tanh")]
+    for net in nets:
+        chain = Chain.from_net(net)
+        for form in ("neuron", "layer"):
+            pd = solve_structured(chain, form, algorithm="pd")
+            bar = solve_structured(chain, form, algorithm="barrier")
+            assert pd.status == "optimal" and pd.info["algorithm"] == "primal-dual", pd.info
+            assert abs(pd.rho / bar.rho - 1) <= 1e-7, (net.describe(), form, pd.rho, bar.rho)
+            lam = pd.lam
+            rc, lm, star = certify_chain(chain, pd.rho, lam)
+            assert lm < 0 and rc >= star and abs(rc / pd.rho - 1) <= 1e-6
+            auto = solve_structured(chain, form)
+            assert auto.info["algorithm"] == "primal-dual" and "fallback" not in auto.info
+    res = L.lipsdp(nets[0], "neuron", method="chordal")
+    assert res.pieces[0]["algorithm"] == "primal-dual"
+
+
+def test_primal_dual_schur_complement_is_the_dense_one():
+    # the HKM Schur complement M_ij = tr(A_i X A_j Z^-1) + [i = j] x_i / z_i from the Gram products equals the dense
+    # sum over the explicit coefficient matrices (both forms, nonzero alpha). wrong code caught: G^X_ef o G^W_ef
+    # without the transpose, G_ee paired with G_ee, the sign-constraint term dropped, a scaled layer aggregation
+    # (slips the iteration count alone does not show: the method still converges with an inexact Newton matrix)
+    from boundlab.theory.lipsdp_chordal import Chain, chain_blocks
+    from boundlab.theory.lipsdp_pd import StructuredPrimalDual, _dense
+
+    rng = np.random.default_rng(0)
+    net = _seeded_net(5, [2, 4, 3, 3], "leaky_relu", 1.5, negative_slope=-0.5)
+    base = Chain.from_net(net)
+    chain = Chain(base.weights, rng.uniform(-0.5, 0.2, base.n_hidden), rng.uniform(0.5, 1.0, base.n_hidden))
+    n = chain.lmi_size
+    gx, gw = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    X, W = gx @ gx.T + np.eye(n), gw @ gw.T + np.eye(n)
+    for form in ("neuron", "layer"):
+        pd = StructuredPrimalDual(chain, form)
+        m = pd.m
+        xl, z = rng.uniform(0.5, 2, m - 1), rng.uniform(0.5, 2, m - 1)
+        got = pd._schur(pd.grams(X), pd.grams(W), X, W, xl, z)
+        mats = [_dense(*chain_blocks(chain, 1.0, np.zeros(chain.n_hidden), output=False))]
+        for j in range(m - 1):
+            y = np.zeros(m)
+            y[1 + j] = 1.0
+            mats.append(_dense(*chain_blocks(chain, 0.0, pd.lam(y), output=False)))
+        want = np.array([[np.trace(a @ X @ b @ W) for b in mats] for a in mats])
+        want[1:, 1:] += np.diag(xl / z)
+        assert np.allclose(got, want, rtol=1e-10, atol=1e-9 * np.abs(want).max()), (form, np.abs(got - want).max())
+        adj = pd._adjoint(X)
+        assert np.allclose(adj, [np.trace(a @ X) for a in mats], rtol=1e-10)
+
+
+def test_primal_dual_failure_falls_back_to_the_barrier(monkeypatch):
+    # auto: a primal-dual failure (or a stop short of the tolerance) runs the barrier from the same start and says
+    # so; algorithm="pd" raises instead. wrong code caught: a silent fallback, a missing bound, a fallback that keeps
+    # the worse of the two proposals
+    from boundlab.theory import lipsdp_pd
+    from boundlab.theory.lipsdp_chordal import Chain, solve_structured
+
+    net = _seeded_net(3, [2, 5, 4, 6, 1], "relu")
+    chain = Chain.from_net(net)
+    ref = solve_structured(chain, "neuron", algorithm="barrier").rho
+    real = lipsdp_pd.StructuredPrimalDual.solve
+
+    def fails(self, *a, **kw):
+        raise np.linalg.LinAlgError("simulated breakdown")
+
+    monkeypatch.setattr(lipsdp_pd.StructuredPrimalDual, "solve", fails)
+    res = solve_structured(chain, "neuron")
+    assert res.info["algorithm"] == "barrier" and "simulated breakdown" in res.info["fallback"] and res.rho == ref
+    with pytest.raises(L.LipSDPError, match="simulated breakdown"):
+        solve_structured(chain, "neuron", algorithm="pd")
+    piece = L.lipsdp(net, "neuron", method="chordal").pieces[0]
+    assert piece["algorithm"] == "barrier" and "simulated breakdown" in piece["algorithm_fallback"]
+
+    def short(self, y0, **kw):
+        return real(self, y0, **{**kw, "max_iter": 3})
+
+    monkeypatch.setattr(lipsdp_pd.StructuredPrimalDual, "solve", short)
+    res = solve_structured(chain, "neuron")
+    assert "after 3 iterations" in res.info["fallback"] and res.rho == min(ref, res.rho)
+    assert abs(res.rho / ref - 1) <= 1e-9
+    with pytest.raises(InputError, match="algorithm"):
+        solve_structured(chain, "neuron", algorithm="newton")
+
+
 def test_chordal_cvxopt_retries_then_falls_back(monkeypatch):
     # the clique LMIs through CVXOPT: a Cholesky KKT failure is retried with kktsolver="robust"; if that fails too the
     # piece is solved by STRUCTURED, recorded. wrong code caught: a None row (the issue-16 CLI bug), a fallback that

@@ -73,3 +73,20 @@ def test_cli_mutate_writes_summary_and_exit_status(tmp_path, capsys):
     assert main(["mutate", "--bound", "no.such", "--out", str(tmp_path)]) == 2
     assert "no.such" in capsys.readouterr().err
     assert [p.name.endswith("-x0.5.json") for p in (tmp_path / "mutate" / "covering.ball").glob("*.json")] == [True]
+
+
+def test_several_distinct_failures_count_as_caught():
+    # Hypothesis raises an ExceptionGroup when a search finds several distinct failures (measured: the known-false
+    # mutant 'stable neurons dropped' of sdp.lipsdp_neuron_local, a BoundViolation beside a certification error);
+    # the violation inside must make the mutant caught, not an error. wrong code caught: the group reported as an error
+    from boundlab.verification.cases import Case
+    from boundlab.verification.ledger import BoundViolation
+    from boundlab.verification.mutate import _leading
+
+    v = BoundViolation("b", 1.0, 0.5, Case({"x": 1}, {}), "", "empirical<=bound")
+    grp = ExceptionGroup("two", [ValueError("other"), ExceptionGroup("inner", [AssertionError(""), v])])
+    assert _leading(grp) is v
+    only = ExceptionGroup("two", [ValueError("a"), AssertionError("")])
+    assert isinstance(_leading(only), AssertionError)
+    plain = ExceptionGroup("two", [ValueError("a"), KeyError("b")])
+    assert _leading(plain) is plain

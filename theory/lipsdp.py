@@ -652,7 +652,8 @@ def _lipsdp(net, form, method, solver, split_size, reduce, margin) -> LipSDPResu
 
 
 #: the extra checks of a piece that are copied into ``LipSDPResult.pieces`` (numbers and strings only)
-_REPORTED_CHECKS = ("newton_steps", "gap", "warm_start", "barrier_rho", "clique_sizes", "fallbacks",
+_REPORTED_CHECKS = ("newton_steps", "gap", "warm_start", "structured_rho", "algorithm", "algorithm_fallback",
+                    "clique_sizes", "fallbacks",
                     "eclipse_rho", "solver_fallback", "requested_solver", "blends", "certificate", "proposal_rho")
 
 

@@ -20,9 +20,11 @@ and then by one ulp outward; the ball's first layer uses :math:`r\|W_{i,:}\|_2` 
 Activation images of monotone activations are widened by a few ulps (relu and leaky ReLU exactly up to one
 product), GELU/SiLU images by their Lipschitz constant around the midpoint. Derivative bounds of tanh/sigmoid
 (unimodal :math:`\phi'` with its maximum at 0) are widened by :math:`10^{-14}` absolute and clipped to the global
-slopes; GELU/SiLU keep their global slopes. A point interval :math:`[s,s]`, :math:`s\ne0`, is widened to
-a width :math:`\kappa|s|` (:data:`~theory.lipsdp_chordal.FIXED_SLOPE_WIDTH`) inside the global interval, as in
-:mod:`theory.lipsdp_chordal` (still sound).
+slopes; GELU/SiLU keep their global slopes. An interval narrower than :math:`\kappa\max(|\alpha_i|,|\beta_i|)`
+(a point interval :math:`[s,s]`, :math:`s\ne0`, or :math:`\tanh'` on a tiny pre-activation interval) is widened
+to that width (:math:`\kappa` = :data:`~theory.lipsdp_chordal.FIXED_SLOPE_WIDTH`) inside the global interval, as
+in :mod:`theory.lipsdp_chordal` (still sound; it keeps the multipliers, of order one over the width, in the range
+where the interior-point method reaches the optimum).
 
 Ordering: if the local slope intervals are non-degenerate subsets of the global ones, the S-lemma gives
 :math:`\mu_i\ge0` with :math:`q_{[\alpha,\beta]}\ge\mu_iq_{[\alpha_i,\beta_i]}` for every increment, so every
@@ -273,16 +275,22 @@ def local_chain(local: LocalNetwork, slope_rule=None, zero_lower: bool = False) 
     if zero_lower:
         pruned = Chain(pruned.weights, np.where(pruned.alpha > 0, 0.0, pruned.alpha), pruned.beta)
     a, b = pruned.alpha.copy(), pruned.beta.copy()
-    fixed = a == b
-    if np.any(fixed):
-        # widen a point interval [s, s] inside the global [alpha, beta] (so that the local slopes stay a subset of
-        # the global ones, which is what orders the local LipSDP optimum below the global one)
-        ga, gb = local.net.alpha, local.net.beta
-        step = FIXED_SLOPE_WIDTH * np.maximum(np.abs(a), 1e-3 * max(gb - ga, 1e-300))
-        down = fixed & (a > ga)
-        a[down] = np.maximum(a[down] - step[down], ga)
-        up = fixed & ~down
-        b[up] = np.minimum(b[up] + step[up], gb) if gb > ga else b[up] + step[up]
+    # every interval narrower than kappa*max(|a|, |b|) (a point interval [s, s], or tanh'/sigmoid' on a
+    # pre-activation interval of width 1e-4: [1 - 1e-8, 1]) is widened to that width inside the global
+    # [alpha, beta] (so that the local slopes stay a subset of the global ones, which is what orders the local
+    # LipSDP optimum below the global one): an interval of width w needs multipliers of order 1/w, and below
+    # kappa the interior-point method stalls short of the optimum (the certificate then backs off by up to 1% or
+    # fails outright; found by test_lipsdp_local on tanh nets with first-layer weights of 1e-3)
+    ga, gb = local.net.alpha, local.net.beta
+    step = FIXED_SLOPE_WIDTH * np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-3 * max(gb - ga, 1e-300))
+    narrow = (b - a) < step
+    if np.any(narrow):
+        lo_new = np.maximum(b - step, ga)  # widen downwards first, then upwards for what the global floor stops
+        hi_new = np.maximum(b, lo_new + step)
+        if gb > ga:
+            hi_new = np.minimum(hi_new, gb)
+        a = np.where(narrow, np.minimum(a, lo_new), a)
+        b = np.where(narrow, np.maximum(b, hi_new), b)
         pruned = Chain(pruned.weights, a, b)
     return pruned, info
 

@@ -112,6 +112,22 @@ def _profile_settings(profile: str, max_examples: int | None):
                     suppress_health_check=list(HealthCheck))
 
 
+def _leading(grp: BaseExceptionGroup) -> BaseException:
+    """The first :class:`BoundViolation` among a group's leaves, else the first AssertionError, else the group."""
+    leaves, stack = [], [grp]
+    while stack:
+        e = stack.pop(0)
+        if isinstance(e, BaseExceptionGroup):
+            stack[:0] = list(e.exceptions)
+        else:
+            leaves.append(e)
+    for kind in (BoundViolation, AssertionError):
+        for e in leaves:
+            if isinstance(e, kind):
+                return e
+    return grp
+
+
 def search_properties(bound: str, *, profile: str = "ci", max_examples: int | None = None,
                       seed: int | None = None) -> dict:
     """Run every property of ``bound`` as ``boundlab verify`` would (saved counterexamples first, then a fresh
@@ -129,21 +145,25 @@ def search_properties(bound: str, *, profile: str = "ci", max_examples: int | No
     run_settings = _profile_settings(profile, max_examples)
     for prop in props:
         try:
-            for name in (prop.bound.name, *prop.replay):  # saved counterexamples first (as in verify)
-                for case in corpus.load(name):
-                    prop.run_case(ledger, case)
-            search = run_settings(given(case=prop.cases)(_runner(prop, ledger)))
-            if seed is not None:
-                from hypothesis import seed as hseed
+            try:
+                for name in (prop.bound.name, *prop.replay):  # saved counterexamples first (as in verify)
+                    for case in corpus.load(name):
+                        prop.run_case(ledger, case)
+                search = run_settings(given(case=prop.cases)(_runner(prop, ledger)))
+                if seed is not None:
+                    from hypothesis import seed as hseed
 
-                search = hseed(seed)(search)
-            search()
+                    search = hseed(seed)(search)
+                search()
+            except BaseExceptionGroup as grp:  # Hypothesis found several distinct failures: the most telling one
+                raise _leading(grp) from grp
         except BoundViolation as v:
             doc.update(caught=True, property=prop.key, counterexample=v.case.summary(), case=v.case,
                        detail=str(v).splitlines()[0])
             break
         except AssertionError as exc:  # a property's own assertion on the mutated value
-            doc.update(caught=True, property=prop.key, detail=f"assertion: {str(exc).splitlines()[0][:300]}")
+            first = (str(exc).splitlines() or ["(no message)"])[0]  # a bare `assert x` has an empty message
+            doc.update(caught=True, property=prop.key, detail=f"assertion: {first[:300]}")
             break
         except Exception as exc:  # noqa: BLE001 - reported, never silently counted as caught
             doc["error"] = f"{prop.key}: {type(exc).__name__}: {str(exc)[:300]}"

@@ -215,5 +215,17 @@ def pytest_runtest_logreport(report):
         print(line, flush=True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (long campaigns, end-to-end runs in fresh environments) are skipped in the default run
+    unless selected by a marker expression naming ``slow`` (``-m slow``) or ``BOUNDLAB_SLOW=1``."""
+    expr = config.getoption("markexpr", "") or ""
+    if os.environ.get("BOUNDLAB_SLOW") or ("slow" in expr and "not slow" not in expr):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow or BOUNDLAB_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_collection_finish(session):
     _CONFIG["total"] = len(session.items)  # after -k deselection
