@@ -25,7 +25,7 @@ chordal with cliques :math:`C_k=\{k-1,k\}` (a chain), so
   (:func:`eclipse_recursion`), whose sequential Schur complements are those of the same block factorization.
 * **the structured primal-dual method** (:class:`theory.lipsdp_pd.StructuredPrimalDual`, the default of
   :func:`solve_structured`): HKM directions with Mehrotra's corrector on the same Gram products, with a dense
-  primal :math:`X`; it reaches the optimum in 15-40 iterations where the barrier needs up to hundreds of Newton
+  primal :math:`X`; it reaches the optimum in 15-51 iterations where the barrier needs up to hundreds of Newton
   steps and, on 32 x 32 ReLU chains, stops 3.7% short at its step cap (module docstring of
   :mod:`theory.lipsdp_pd`). The barrier remains the fallback and ECLipsE's per-layer solver.
 
@@ -937,7 +937,7 @@ def solve_structured(chain: Chain, form: str = "neuron", *, tol: float = 1e-9, m
     ``"barrier"`` the primal barrier (:class:`StructuredBarrier`), ``"auto"`` the primal-dual method and, if it
     fails or stops short of its tolerance, the barrier from the same start, keeping the lower :math:`\rho` of the
     two (both are strictly feasible proposals); ``info["algorithm"]`` and ``info["fallback"]`` record what ran.
-    Measured (``benchmarks/lipsdp_depth.py``): the primal-dual method reaches the optimum in 17-38 iterations on
+    Measured (``benchmarks/lipsdp_depth.py``): the primal-dual method reaches the optimum in 17-51 iterations on
     2 x 8 .. 32 x 32 ReLU chains, where the barrier needs 38-600 Newton steps and stops 3.7% short on 32 x 32.
     """
     choice("warm", warm, ("auto", "fast", "eclipse"))

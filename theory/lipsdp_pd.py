@@ -42,7 +42,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_factor, lapack
 
-from .lipsdp_chordal import BarrierResult, Chain, StructuredBarrier, chain_blocks
+from .lipsdp_chordal import (
+    BarrierResult,
+    Chain,
+    StructuredBarrier,
+    _potrf,
+    chain_blocks,
+)
 
 __all__ = ["StructuredPrimalDual"]
 
@@ -50,10 +56,14 @@ __all__ = ["StructuredPrimalDual"]
 STALL = 10
 
 
+def _offsets(D) -> np.ndarray:
+    """Block offsets (L+2,) of the diagonal blocks ``D``."""
+    return np.concatenate([[0], np.cumsum([d.shape[0] for d in D])]).astype(int)
+
+
 def _dense(D, B) -> np.ndarray:
     """The dense symmetric matrix ``tridiag(B^T, D, B)`` (blocks as returned by ``chain_blocks``)."""
-    sizes = [d.shape[0] for d in D]
-    off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    off = _offsets(D)
     out = np.zeros((off[-1], off[-1]))
     for k, d in enumerate(D):
         out[off[k]:off[k + 1], off[k]:off[k + 1]] = d
@@ -65,8 +75,7 @@ def _dense(D, B) -> np.ndarray:
 
 def _tri_mul(D, B, Y: np.ndarray) -> np.ndarray:
     """``tridiag(B^T, D, B) @ Y`` for a dense ``Y`` (n, m), block by block."""
-    sizes = [d.shape[0] for d in D]
-    off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    off = _offsets(D)
     out = np.empty_like(Y)
     for k, d in enumerate(D):
         rows = slice(off[k], off[k + 1])
@@ -81,19 +90,13 @@ def _tri_mul(D, B, Y: np.ndarray) -> np.ndarray:
 
 def _tri_inner(D, B, X: np.ndarray) -> float:
     """:math:`\\langle X, \\mathrm{tridiag}(B^\\top,D,B)\\rangle` for a dense symmetric ``X``."""
-    sizes = [d.shape[0] for d in D]
-    off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    off = _offsets(D)
     tot = 0.0
     for k, d in enumerate(D):
         tot += float(np.sum(X[off[k]:off[k + 1], off[k]:off[k + 1]] * d))
     for k, b in enumerate(B):
         tot += 2.0 * float(np.sum(X[off[k]:off[k + 1], off[k + 1]:off[k + 2]] * b))
     return tot
-
-
-def _chol(m: np.ndarray):
-    c, info = lapack.dpotrf(m, lower=1, clean=1, overwrite_a=0)
-    return c if info == 0 else None
 
 
 def _min_eig_congruent(fac: np.ndarray, d: np.ndarray) -> float:
@@ -252,10 +255,10 @@ class StructuredPrimalDual(StructuredBarrier):
             except np.linalg.LinAlgError:
                 it.fm = self._factor_h(M)
             it.aw = self._adjoint(it.W, GW)
-            it.facX = _chol(it.X) if it.facX is None else it.facX
+            it.facX = _potrf(it.X) if it.facX is None else it.facX
             if it.facX is None:
                 break
-            it.facZ = _chol(_dense(D, B))
+            it.facZ = _potrf(_dense(D, B))
             # predictor (sigma = 0), Mehrotra's sigma = (mu_aff / mu)^3
             dy_a, dD_a, dB_a, dzw_a, dX_a, dxl_a = self._direction(it, 0.0)
             ap, ad = self._lengths(it, dy_a, dD_a, dB_a, dX_a, dxl_a)
@@ -283,7 +286,7 @@ class StructuredPrimalDual(StructuredBarrier):
                 break
             for _ in range(30):
                 Xn = it.X + ap * dX
-                facXn = _chol(Xn)
+                facXn = _potrf(Xn)
                 if facXn is not None and np.all(it.xl + ap * dxl > 0):
                     break
                 ap *= 0.5
