@@ -193,6 +193,50 @@ def test_brackets_and_global_bound():
     assert g["value"] > 0 and g["why_vacuous"] and g["largest_factors"]
 
 
+def test_smooth_relu_mode_replaces_every_relu_and_only_inside():
+    from boundlab.empirical.certify.ascent import SmoothRelu
+
+    x = torch.linspace(-1, 1, 9, dtype=torch.float64)
+    soft = torch.nn.functional.softplus(x, beta=7.0)
+    with SmoothRelu(7.0):
+        for y in (torch.nn.functional.relu(x), torch.relu(x), x.relu(), torch.nn.ReLU()(x)):
+            assert torch.allclose(y, soft)
+    assert torch.equal(torch.nn.functional.relu(x), x.clamp_min(0))
+    with pytest.raises(InputError, match="smooth"):
+        SmoothRelu(0.0)
+
+
+def _gated(x):
+    """f(x) = (x_1, 10 relu(x_0 - 0.51)) on a batch: at x = (0.5, 0.5) the ReLU is off and the model's own
+    ascent gradient is zero, the largest ||J|| (10) of the 0.02-box lies at x_0 > 0.51."""
+    x = x.reshape(x.shape[0], -1)
+    return torch.stack([x[:, 1], 10 * torch.nn.functional.relu(x[:, 0] - 0.51)], dim=1)
+
+
+def test_smoothed_ascent_finds_what_the_relu_gradient_cannot():
+    """Centre only (no random points): the model's own gradient cannot leave the centre (value 1); the softplus
+    surrogate steers across the kink (value 10). Every reported value is ||J_f|| of the model at a region point."""
+    c = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    plain = region_lower_bound(_gated, c, 0.02, samples=0, restarts=1, steps=4, seed=0)
+    smooth = region_lower_bound(_gated, c, 0.02, samples=0, restarts=1, steps=4, seed=0, smooth=50.0)
+    assert plain.lower_bound == pytest.approx(1.0)
+    assert smooth.lower_bound == pytest.approx(10.0)
+    a = torch.as_tensor(smooth.argmax)
+    assert (a - c).abs().max() <= 0.02 + 1e-15
+    jac = torch.func.jacrev(lambda z: _gated(z.unsqueeze(0)).squeeze(0))(a)
+    assert torch.linalg.matrix_norm(jac, 2).item() == pytest.approx(smooth.lower_bound)
+    with pytest.raises(InputError, match="smooth"):
+        region_lower_bound(_gated, c, 0.02, smooth=-1.0)
+
+
+def test_eps_labels():
+    from boundlab.empirical.certify import eps_label
+
+    assert [eps_label(e) for e in (2 / 255, 1 / 255, 0.05 / 255, 0.25 / 255, 0.001)] == \
+        ["2/255", "1/255", "0.05/255", "0.25/255", "0.001"]
+    assert eps_label(0.0078, tol=0.014) == "2/255" and eps_label(0.0078) == "0.0078"
+
+
 # --------------------------------------------------------------------------- CLI and report on a finished unit
 @pytest.fixture(scope="module")
 def finished_unit(tmp_path_factory):
@@ -222,6 +266,10 @@ def test_cli_certify_writes_brackets(finished_unit, tmp_path, capsys):
     assert doc["kind"] == "certify_brackets" and set(doc["per_eps"]) == {"2/255", "4/255"}
     assert all(p["certified_upper"] >= p["empirical_lower"] for r in doc["per_eps"].values() for p in r["points"])
     assert doc["config"]["weights_sha256"].startswith("sha256:")
+    assert doc["search"] == {"samples": 8, "restarts": 4, "steps": 1, "smooth": 50.0}
+    assert main(["certify", str(unit), "--points", "1", "--samples", "4", "--steps", "1", "--smooth", "0",
+                 "--restarts", "1", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["search"] == {"samples": 4, "restarts": 1, "steps": 1, "smooth": None}
 
 
 def _code(argv) -> int:
@@ -236,7 +284,7 @@ def test_cli_certify_errors(finished_unit, tmp_path, capsys):
     _, unit = finished_unit
     cases = [([str(tmp_path / "nope")], "MODEL_DIR"), ([str(tmp_path)], "MODEL_DIR"),
              ([str(unit), "--eps", "-1"], "--eps"), ([str(unit), "--eps", "nan"], "--eps"),
-             ([str(unit), "--points", "0"], "--points"), ([str(unit), "--points", "500"], "--points"),
+             ([str(unit), "--points", "0"], "--points"), ([str(unit), "--smooth", "-1"], "--smooth"), ([str(unit), "--points", "500"], "--points"),
              ([str(unit), "--checkpoint", "matched"], "MODEL_DIR")]
     for argv, name in cases:
         assert _code(["certify", *argv]) == 2, argv

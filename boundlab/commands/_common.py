@@ -65,6 +65,19 @@ def positive_float(text: str) -> float:
     return v
 
 
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        if float(text) == 0.0:
+            return 0.0
+    except ValueError:
+        pass
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}") from None
+
+
 def seed_list(values, option: str = "--seeds") -> tuple[int, ...]:
     """Seeds given as ``0 1 2``, ``0,1,2`` or a mix (one convention for every command); duplicates dropped."""
     if isinstance(values, str):

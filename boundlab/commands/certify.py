@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from ..io.results import file_digest, metadata_block, write_json
-from ._common import CliError, console, nonnegative_int, positive_float, positive_int
+from ._common import CliError, console, nonnegative_float, nonnegative_int, positive_float, positive_int
 from ._progress import console_reporter
 
 
@@ -52,7 +52,7 @@ def cmd_certify(args) -> int:
     doc, model, _, probe = load_unit(d, checkpoint=args.checkpoint, data_dir=args.data_dir)
     if args.points > probe.shape[0]:
         raise CliError(f"--points: {args.points} exceeds the unit's probe set ({probe.shape[0]} images)")
-    search = SearchConfig(args.samples, 2, args.steps)
+    search = SearchConfig(args.samples, args.restarts, args.steps, args.smooth or None)
     with console_reporter() as progress:
         res = bracket_model(model, probe[:args.points], args.eps, norm=args.norm, seed=args.seed, search=search,
                             progress=progress, label=f"certify {doc.get('unit', d.name)}")
@@ -80,10 +80,15 @@ def register(subparsers) -> None:
     s.add_argument("--norm", choices=("linf", "l2"), default="linf", help="region norm (default: %(default)s)")
     s.add_argument("--checkpoint", choices=("final", "matched"), default="final",
                    help="final weights or those of the matched-accuracy checkpoint (default: %(default)s)")
-    s.add_argument("--samples", type=positive_int, default=32,
+    s.add_argument("--samples", type=positive_int, default=64,
                    help="random points / vertices per region in the empirical search (default: %(default)s)")
-    s.add_argument("--steps", type=nonnegative_int, default=4,
-                   help="projected-ascent steps per region (default: %(default)s)")
+    s.add_argument("--restarts", type=nonnegative_int, default=4,
+                   help="best points that start projected ascent (default: %(default)s)")
+    s.add_argument("--steps", type=nonnegative_int, default=16,
+                   help="projected-ascent steps from each of them (default: %(default)s)")
+    s.add_argument("--smooth", type=nonnegative_float, default=50.0,
+                   help="softplus sharpness beta of the ReLU surrogate that steers the ascent; 0: the model's own "
+                        "gradient (zero almost everywhere on ReLU layers) (default: %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="seed of the empirical search (default: %(default)s)")
     s.add_argument("--data-dir", default=None, help="cifar10 units: the folder with the CIFAR-10 python batches")
     s.add_argument("--json", default=None, metavar="OUT", help="write the brackets to this JSON file")

@@ -8,8 +8,12 @@ point of the ball in the ball because the clip is non-expansive and fixes :math:
 
 * the centre; seeded uniform points of R and random vertices of the box (``linf``) / of the sphere (``l2``);
 * ``steps`` of projected ascent on :math:`\sigma_{\max}(J_f(x))` (gradient of :math:`u^\top J_f(x)v` at the top
-  singular pair, a forward-over-reverse product), from the best ``restarts`` points (ReLU networks are
-  piecewise linear, so there the gradient is zero almost everywhere and the random points do the work);
+  singular pair, a forward-over-reverse product), from the best ``restarts`` points. A ReLU network is piecewise
+  linear, so there that gradient is zero almost everywhere; with ``smooth = beta`` the direction is that of the
+  surrogate in which every ReLU is :math:`\mathrm{softplus}_\beta(z)=\log(1+e^{\beta z})/\beta` (its top singular
+  pair and gradient; the mode :class:`SmoothRelu`), which sees the neurons about to switch, so the ascent also
+  works on ReLU layers. The surrogate only steers: every value reported is :math:`\|J_f\|_2` of the model
+  itself at a point of R;
 * the vertex :math:`x_0\pm\varepsilon\,\mathrm{sign}(v)` along the top right singular vector of each ascent point.
 
 :math:`\|J_f(x)\|_2` is the exact spectral norm of the dense float64 Jacobian (``torch.func.jacrev``), so the
@@ -22,10 +26,30 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from boundlab.theory.validate import InputError, choice, positive_float, positive_int
 
-__all__ = ["RegionSearch", "project", "jacobian_norms", "region_lower_bound"]
+__all__ = ["RegionSearch", "SmoothRelu", "project", "jacobian_norms", "region_lower_bound"]
+
+_RELUS = (F.relu, torch.relu, torch.Tensor.relu)
+
+
+class SmoothRelu(TorchFunctionMode):
+    r"""While active, every ReLU (``F.relu``, ``torch.relu``, ``Tensor.relu``, hence ``nn.ReLU``) is evaluated as
+    :math:`\mathrm{softplus}_\beta`: the smooth surrogate that steers the ascent of :func:`region_lower_bound`
+    (never used for a reported value)."""
+
+    def __init__(self, beta: float):
+        super().__init__()
+        self.beta = positive_float("smooth", beta)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _RELUS:
+            return F.softplus(args[0], beta=self.beta)
+        return func(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -84,12 +108,15 @@ def _ascent_direction(f, x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> t
 
 
 def region_lower_bound(f, centre, eps: float, *, norm: str = "linf", lower=0.0, upper=1.0, samples: int = 64,
-                       restarts: int = 4, steps: int = 8, seed: int = 0) -> RegionSearch:
+                       restarts: int = 4, steps: int = 8, seed: int = 0, smooth: float | None = None) -> RegionSearch:
     """The largest :math:`\\|J_f(x)\\|_2` found at points x of the region (see the module docstring).
 
     ``f`` maps a batch ``(B, *shape)`` to ``(B, out)`` sample-wise (an eval-mode float64 model); ``centre`` is one
-    input of ``shape`` (no batch axis)."""
+    input of ``shape`` (no batch axis); ``smooth``: the softplus sharpness beta of the ReLU surrogate that steers
+    the ascent (``None``: the model's own gradient)."""
     eps = positive_float("eps", eps)
+    if smooth is not None:
+        smooth = positive_float("smooth", smooth)
     choice("norm", norm, ("linf", "l2"))
     samples = positive_int("samples", samples, minimum=0)
     restarts = positive_int("restarts", restarts, minimum=0)
@@ -121,7 +148,12 @@ def region_lower_bound(f, centre, eps: float, *, norm: str = "linf", lower=0.0, 
         xa, ua, va = x[order], us[order], vs[order]
         lr = eps / 4 if norm == "linf" else eps / 2
         for k in range(steps):
-            grad = _ascent_direction(f, xa, ua, va)
+            if smooth is None:
+                grad = _ascent_direction(f, xa, ua, va)
+            else:
+                with SmoothRelu(smooth):
+                    _, su, sv = jacobian_norms(f, xa)
+                    grad = _ascent_direction(f, xa, su, sv)
             if norm == "linf":
                 step = grad.sign() * lr * (1 - k / (steps + 1))
             else:

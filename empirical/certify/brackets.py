@@ -43,18 +43,25 @@ __all__ = ["SearchConfig", "bracket_model", "global_summary", "summarise_points"
 class SearchConfig:
     """The empirical search per region (recorded with every bracket)."""
 
-    samples: int = 32
-    restarts: int = 2
-    steps: int = 4
+    samples: int = 64
+    restarts: int = 4
+    steps: int = 16
+    smooth: float | None = 50.0   # softplus sharpness of the ReLU surrogate steering the ascent (ascent.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def eps_label(eps: float) -> str:
-    """``2/255``-style label of a radius on the pixel scale (4 decimals when it is not k/255)."""
+def eps_label(eps: float, tol: float = 1e-9) -> str:
+    """``2/255``-style label of a radius on the pixel scale: ``k/255`` for an integer k (within ``tol``, which admits
+    rounded keys such as 0.0078 -> 2/255), ``0.05/255`` for k < 1 with at most 2 decimals, else 4 significant digits."""
     k = eps * 255
-    return f"{int(round(k))}/255" if abs(k - round(k)) < 1e-9 else f"{eps:.4g}"
+    if abs(k - round(k)) < tol and round(k) > 0:
+        return f"{int(round(k))}/255"
+    k2 = round(k, 2)
+    if 0 < k2 < 1 and abs(k - k2) <= 1e-9 * k:
+        return f"{k2:g}/255"
+    return f"{eps:.4g}"
 
 
 def _factor_text(table: list[dict], top: int = 3) -> list[dict]:
@@ -127,7 +134,8 @@ def bracket_model(model, images, eps_list, *, norm: str = "linf", seed: int = 0,
             cert = bv.details
             t1 = time.perf_counter()
             s = region_lower_bound(m64, centre, e, norm=norm, samples=search.samples, restarts=search.restarts,
-                                   steps=search.steps, seed=derive_seed(seed, "certify.search", eps_label(e), i))
+                                   steps=search.steps, seed=derive_seed(seed, "certify.search", eps_label(e), i),
+                                   smooth=search.smooth)
             t2 = time.perf_counter()
             if bv.value < s.lower_bound * (1 - 1e-9):
                 raise CheckError(f"certify: the certified bound {bv.value} is below the empirical lower bound "

@@ -72,8 +72,10 @@ class ExperimentConfig:
     certify_eps: tuple[float, ...] = (2 / 255, 1 / 255, 8 / 255)
     certify_points: int = 3
     certify_norm: str = "linf"
-    certify_samples: int = 32            # empirical search per region: random points / vertices,
-    certify_steps: int = 4               # projected-ascent steps from the best 2 of them
+    certify_samples: int = 64            # empirical search per region: random points / vertices,
+    certify_restarts: int = 4            # the best of them start projected ascent,
+    certify_steps: int = 16              # this many steps each,
+    certify_smooth: float | None = 50.0  # steered by the softplus-beta surrogate of every ReLU (None: the model)
     # sensitivity at the final epoch (one factor at a time around the base probe size and topolip_sigma)
     sensitivity_probes: tuple[int, ...] = (200, 500, 1000)
     sensitivity_sigmas: tuple[float, ...] = (2 / 255, 4 / 255, 8 / 255)
@@ -119,6 +121,9 @@ class ExperimentConfig:
         choice("certify_norm", self.certify_norm, ("linf", "l2"))
         positive_int("certify_samples", self.certify_samples, minimum=0)
         positive_int("certify_steps", self.certify_steps, minimum=0)
+        positive_int("certify_restarts", self.certify_restarts, minimum=0)
+        if self.certify_smooth is not None:
+            positive_float("certify_smooth", self.certify_smooth)
         for i, n in enumerate(self.sensitivity_probes):
             positive_int(f"sensitivity_probes[{i}]", n, minimum=3)
         for i, v in enumerate(self.sensitivity_sigmas):
@@ -161,7 +166,8 @@ def unit_config(cfg: ExperimentConfig, model: str, seed: int, data: ImageData, t
             "matched": {"target_accuracy": cfg.target_accuracy, "rule": "first epoch whose clean accuracy on the "
                         "probe split reaches the target; measured in full there"},
             "certify": {"eps": list(cfg.certify_eps), "points": cfg.certify_points, "norm": cfg.certify_norm,
-                        "samples": cfg.certify_samples, "steps": cfg.certify_steps, "restarts": 2,
+                        "samples": cfg.certify_samples, "steps": cfg.certify_steps,
+                        "restarts": cfg.certify_restarts, "smooth": cfg.certify_smooth,
                         "bound": "local.lipschitz_l2", "region": "eps-ball around each of the first probe images, "
                         "intersected with the pixel box [0, 1]"},
             "sensitivity": {"probes": list(cfg.sensitivity_probes), "sigmas": list(cfg.sensitivity_sigmas),

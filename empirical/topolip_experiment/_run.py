@@ -129,8 +129,8 @@ PROTOCOL_CONFIG = ExperimentConfig(dataset="digits", image_size=16, models=MODEL
                                    robustness=RobustnessConfig(eps=(1 / 255, 2 / 255, 4 / 255, 8 / 255),
                                                                noise_sigmas=(2 / 255, 4 / 255, 8 / 255),
                                                                pgd_steps=10),
-                                   target_accuracy=0.8, certify_eps=(2 / 255, 1 / 255), certify_points=2,
-                                   certify_samples=32, certify_steps=2,
+                                   target_accuracy=0.8, certify_eps=(2 / 255, 1 / 255, 0.05 / 255),
+                                   certify_points=2, certify_samples=64, certify_steps=16,
                                    sensitivity_probes=(200, 500, 1000), sensitivity_sigmas=(2 / 255, 4 / 255, 8 / 255))
 
 

@@ -82,7 +82,8 @@ def _certify(model, probe: dict, cfg: ExperimentConfig, seed: int, eps_list, pro
         with threadpool_limits(cfg.threads):
             return bracket_model(model, probe["clean"][:cfg.certify_points].cpu(), list(eps_list),
                                  norm=cfg.certify_norm, seed=derive_seed(seed, "certify", label),
-                                 search=SearchConfig(cfg.certify_samples, 2, cfg.certify_steps),
+                                 search=SearchConfig(cfg.certify_samples, cfg.certify_restarts, cfg.certify_steps,
+                                                     cfg.certify_smooth),
                                  progress=progress, label=label)
     finally:
         model.train(was)
@@ -330,15 +331,13 @@ def _stored_config(doc: dict, rp: Path) -> ExperimentConfig:
             cur = cur[key]
         return cur
 
-    restarts = entry("certify.restarts")
-    if restarts != 2:  # _certify searches with 2 restarts: other stored brackets cannot be reproduced
-        raise InputError(f"MODEL_DIR: {rp} has config entry certify.restarts = {restarts!r}; the brackets are "
-                         f"searched with 2 restarts, so this unit cannot be re-bracketed reproducibly")
     kw = {"dataset": entry("dataset"), "models": (entry("model"),), "seeds": (entry("seed"),),
           "probe": entry("probe.n"), "probe_seed": entry("probe.seed"), "threads": entry("torch_threads"),
           "certify_eps": tuple(entry("certify.eps")), "certify_points": entry("certify.points"),
           "certify_norm": entry("certify.norm"), "certify_samples": entry("certify.samples"),
-          "certify_steps": entry("certify.steps")}
+          "certify_steps": entry("certify.steps"), "certify_restarts": entry("certify.restarts"),
+          # units written before the ReLU surrogate existed searched with the model's own gradient
+          "certify_smooth": entry("certify").get("smooth")}
     try:
         return ExperimentConfig(**kw).validate()
     except InputError as exc:

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ...io.seeds import derive_seed
+from ..certify.brackets import eps_label as _eps_label
 from ._stats import bootstrap_mean_ci, paired, sign_flip_test, verdict_from_interval
 
 __all__ = ["summarise_unit", "CLAIMS", "verdicts", "grid_settings"]
@@ -51,12 +52,6 @@ def _gmean(values) -> float | None:
     if not vals or len(vals) != len(values) or any(not v > 0 for v in vals):
         return None
     return float(np.exp(np.mean(np.log(vals)))) if all(math.isfinite(v) for v in vals) else math.inf
-
-
-def _eps_label(eps: float, tol: float = 1e-9) -> str:
-    """``2/255``-style label; ``tol`` admits the 4-decimal keys of the robustness dictionaries (0.0078 -> 2/255)."""
-    k = eps * 255
-    return f"{int(round(k))}/255" if abs(k - round(k)) < tol else f"{eps:.4g}"
 
 
 def _key_label(key: str) -> str:
